@@ -1,0 +1,1 @@
+//! An async EventSource client (work in progress: see issue 3).
