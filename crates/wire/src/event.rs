@@ -13,6 +13,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 
+use crate::scan::find_line_end;
+
 /// One server-sent event, ready to encode.
 ///
 /// ```
@@ -135,13 +137,17 @@ impl Event {
     /// dispatches it.
     pub fn encode(&self) -> Bytes {
         let mut buf = BytesMut::with_capacity(self.encoded_len());
-        self.encode_to(&mut buf);
+        self.write(&mut buf);
         buf.freeze()
     }
 
     /// Appends the event's `text/event-stream` bytes to `buf`.
     pub fn encode_to(&self, buf: &mut BytesMut) {
         buf.reserve(self.encoded_len());
+        self.write(buf);
+    }
+
+    fn write(&self, buf: &mut BytesMut) {
         if let Some(id) = &self.id {
             put_field(buf, b"id: ", id.as_bytes());
         }
@@ -254,7 +260,7 @@ impl<'a> Iterator for Lines<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let rest = self.rest?;
-        match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        match find_line_end(rest) {
             None => {
                 self.rest = None;
                 Some(rest)

@@ -23,6 +23,7 @@
 
 mod event;
 mod parser;
+mod scan;
 
 pub use event::{EncodeError, Event, check_id, check_type, encode_comment, encode_retry};
 pub use parser::{MessageEvent, ParseError, Parser};
