@@ -313,10 +313,9 @@ async fn handle(
     log: &watch::Sender<Vec<Connection>>,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let Some((request, leftover)) = read_request(&mut stream).await? else {
+    let Some(request) = read_request(&mut stream).await? else {
         return Ok(());
     };
-    let _ = leftover;
     let response = script
         .lock()
         .expect("script lock")
@@ -340,7 +339,7 @@ async fn handle(
 }
 
 /// Reads one request head and its `Content-Length` body. `None` when the client sent nothing.
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(Request, Vec<u8>)>> {
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Request>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -379,14 +378,13 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(Request
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    let leftover = body.split_off(length.min(body.len()));
-    let request = Request {
+    body.truncate(length);
+    Ok(Some(Request {
         method,
         target,
         headers,
         body,
-    };
-    Ok(Some((request, leftover)))
+    }))
 }
 
 async fn respond(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {
