@@ -49,8 +49,8 @@
 //!   clean end is silent and the next [`Event::Open`] marks the reconnection.
 //! - Repeated failures back off exponentially (browsers retry at the reconnection time forever).
 //! - Events of every type come through the one stream; filter on `event_type`.
-//! - Limits: an event may hold at most [`EventSourceBuilder::max_event_size`] bytes; plain `http`
-//!   only in this build (no TLS backend), HTTP/1.1 only.
+//! - Limits: an event may hold at most [`EventSourceBuilder::max_event_size`] bytes; HTTP/1.1
+//!   only; `https` needs the `rustls` feature (on by default).
 
 mod error;
 mod retry;
@@ -60,3 +60,8 @@ pub use error::Error;
 pub use herald_wire::MessageEvent;
 pub use retry::RetryPolicy;
 pub use source::{CloseHandle, Event, EventSource, EventSourceBuilder, ReadyState};
+
+/// Compiles the README's example as a doc test, so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -216,9 +216,10 @@ impl EventSourceBuilder {
             .map_err(|e| Error::builder(format!("invalid URL `{}`: {e}", self.url)))?;
         match url.scheme() {
             "http" => {}
+            "https" if cfg!(feature = "rustls") => {}
             "https" => {
                 return Err(Error::builder(
-                    "https is not supported by this build of herald-client (no TLS backend)",
+                    "https needs herald-client's `rustls` feature, which this build lacks",
                 ));
             }
             other => return Err(Error::builder(format!("unsupported URL scheme `{other}`"))),
@@ -551,7 +552,6 @@ mod tests {
         let cases = [
             EventSource::builder("not a url").build(),
             EventSource::builder("ftp://x/").build(),
-            EventSource::builder("https://x/").build(),
             EventSource::builder("http://x/")
                 .header("bad name", "v")
                 .build(),
@@ -569,5 +569,11 @@ mod tests {
             let error = case.expect_err("refused");
             assert!(error.is_builder() && error.is_fatal(), "{error}");
         }
+    }
+
+    #[test]
+    fn https_is_accepted_exactly_when_tls_is_compiled_in() {
+        let built = EventSource::builder("https://example.invalid/events").build();
+        assert_eq!(built.is_ok(), cfg!(feature = "rustls"));
     }
 }
