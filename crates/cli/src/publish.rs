@@ -3,7 +3,7 @@
 //! Exit codes: 0 published (the id is on stdout); 1 the hub refused (its error on stderr) or
 //! could not be reached; 2 bad usage.
 
-use std::io::Read as _;
+use std::io::{IsTerminal as _, Read as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,7 +25,7 @@ The data comes from --data, --data-file, or else stdin; from a file or stdin one
 ending is removed (so `echo hi | herald publish ...` sends `hi`).")]
 pub(crate) struct Args {
     /// The hub's base URL, e.g. `http://127.0.0.1:8080`.
-    #[arg(long, value_name = "BASE")]
+    #[arg(long, value_name = "BASE", value_parser = parse_base)]
     url: String,
 
     /// The topic to publish to.
@@ -62,6 +62,14 @@ pub(crate) struct Args {
     token: Option<String>,
 }
 
+fn parse_base(raw: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("expected an http:// or https:// URL".to_owned());
+    }
+    Ok(raw.to_owned())
+}
+
 fn parse_type(raw: &str) -> Result<String, String> {
     herald_wire::check_type(raw).map_err(|e| e.to_string())?;
     Ok(raw.to_owned())
@@ -83,6 +91,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             strip_line_end(text)
         }
         (None, None) => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("herald: reading the data from stdin (end it with Ctrl-D)");
+            }
             let mut bytes = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut bytes)

@@ -136,7 +136,7 @@ async fn subscribe(args: Args) -> anyhow::Result<ExitCode> {
                     anyhow::Error::new(error).context(format!("subscribing to {}", args.url))
                 );
             }
-            Err(error) => eprintln!("herald: {}", chain(&error)),
+            Err(error) => eprintln!("herald: {} (reconnecting)", chain(&error)),
         }
     }
     // The server ended the stream for good (204).

@@ -209,7 +209,9 @@ async fn an_unreachable_hub_exits_1() {
 async fn bad_usage_exits_2_before_sending_anything() {
     let server = ScriptedServer::start([]).await;
     let base = server.url("");
-    let cases: [&[&str]; 5] = [
+    let cases: [&[&str]; 7] = [
+        &["--url", "127.0.0.1:8080", "--topic", "t", "--data", "x"],
+        &["--url", "ftp://127.0.0.1/", "--topic", "t", "--data", "x"],
         &[
             "--url", &base, "--topic", "t", "--data", "x", "--event", "a\nb",
         ],

@@ -170,7 +170,11 @@ async fn server_errors_are_retried_on_request() {
         text(&output.stdout),
         "{\"type\":\"message\",\"data\":\"back\",\"id\":\"\"}\n"
     );
-    assert!(text(&output.stderr).contains("HTTP 503"), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("HTTP 503 Service Unavailable (reconnecting)"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -180,6 +184,7 @@ async fn a_refused_connection_exits_1_when_retries_are_exhausted() {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = text(&output.stderr);
     assert!(stderr.contains("connection failed"), "{stderr}");
+    assert!(!stderr.contains("reconnecting"), "no retry: {stderr}");
 }
 
 #[tokio::test]
@@ -191,7 +196,7 @@ async fn the_idle_timeout_reconnects_a_silent_stream() {
         Response::sse().chunk("data: b\n\n"),
     ])
     .await;
-    let output = subscribe(&["--json", "--idle-timeout", "0.3", &server.url("/")]).await;
+    let output = subscribe(&["--json", "--idle-timeout", "1", &server.url("/")]).await;
     assert!(output.status.success(), "{output:?}");
     assert_eq!(text(&output.stdout).lines().count(), 2);
     assert!(text(&output.stderr).contains("idle timeout"), "{output:?}");
