@@ -15,6 +15,9 @@ use anyhow::{Context as _, bail};
 /// script forever.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The most of an answer read: 64 KiB, far above a hub's JSON answer.
+const MAX_ANSWER: usize = 64 * 1024;
+
 /// The most of a non-JSON error body printed: enough to recognise an HTML error page.
 const MAX_ERROR_BODY: usize = 500;
 
@@ -161,8 +164,7 @@ async fn publish(args: &Args, body: serde_json::Value) -> anyhow::Result<String>
         .await
         .with_context(|| format!("publishing to {url}"))?;
     let status = response.status();
-    let text = response
-        .text()
+    let text = read_answer(response)
         .await
         .with_context(|| format!("reading the answer of {url}"))?;
     let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();
@@ -183,6 +185,20 @@ async fn publish(args: &Args, body: serde_json::Value) -> anyhow::Result<String>
             truncate(text.trim(), MAX_ERROR_BODY)
         ),
     }
+}
+
+/// The answer's body, at most [`MAX_ANSWER`] bytes of it: a hub's answer is a line of JSON, and
+/// whatever else answers must not fill the memory.
+async fn read_answer(mut response: reqwest::Response) -> reqwest::Result<String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_ANSWER - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_ANSWER {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// At most `max` bytes of `text`, cut on a character boundary.

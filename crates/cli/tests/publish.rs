@@ -179,6 +179,13 @@ async fn a_refusal_prints_the_hubs_error_and_exits_1() {
             "HTTP 500 Internal Server Error: (no message)",
         ),
         (Response::json(200, r#"{"ok":true}"#), "without an id"),
+        (Response::json(200, "not json"), "without an id: not json"),
+        (Response::json(200, r#"{"id":null}"#), "without an id"),
+        // A flood instead of an answer: read up to a limit, shown truncated.
+        (
+            Response::status(500).pieces(&vec![b'x'; 4 << 20], 64 << 10),
+            "xxx...",
+        ),
     ];
     for (response, message) in cases {
         let server = ScriptedServer::start([response]).await;

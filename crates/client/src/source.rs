@@ -72,8 +72,10 @@ pub struct CloseHandle {
 }
 
 impl CloseHandle {
-    /// Closes the source: the connection is dropped and the stream ends at its next poll (a task
-    /// waiting on it is woken). Closing twice is harmless.
+    /// Closes the source: the stream ends, with no reconnection. A task waiting on the stream is
+    /// woken at once and drops the connection (or the pending reconnection delay); a source that
+    /// nobody polls releases its connection at its next poll or when it is dropped. Closing twice
+    /// is harmless.
     pub fn close(&self) {
         self.shared.set(ReadyState::Closed);
         self.shared.closed.send_replace(true);

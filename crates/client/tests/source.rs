@@ -342,6 +342,36 @@ async fn a_refused_connection_is_retried_then_given_up_with_max_retries() {
 }
 
 #[tokio::test]
+async fn malformed_http_is_a_connection_failure_and_is_retried() {
+    let sse_head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n";
+    let server = ScriptedServer::start([
+        Response::raw().chunk("SSH-2.0-OpenSSH_9.6\r\n"), // not HTTP at all
+        Response::raw().chunk("HTTP/1.1 2000 Huge\r\n\r\n"),
+        Response::sse().header("X-Big", "v".repeat(1024 * 1024)), // a head over hyper's limit
+        // A broken chunked body after a good event: the stream breaks, and is reconnected.
+        Response::raw().chunk(format!(
+            "{sse_head}Transfer-Encoding: chunked\r\n\r\n9\r\ndata: a\n\n\r\nZZ\r\n"
+        )),
+        // A body longer than its Content-Length: the extra bytes are not part of the stream.
+        Response::raw().chunk(format!(
+            "{sse_head}Content-Length: 9\r\n\r\ndata: b\n\ndata: smuggled\n\n"
+        )),
+    ])
+    .await;
+    let items = run(source(&server).build().unwrap()).await;
+    assert_eq!(items.len(), 8, "{items:?}");
+    assert!(
+        items[..3]
+            .iter()
+            .all(|i| i.starts_with("error connection failed")),
+        "{items:?}"
+    );
+    assert_eq!(items[3..5], ["open", "message|a|"]);
+    assert!(items[5].starts_with("error the stream broke"), "{items:?}");
+    assert_eq!(items[6..], ["open", "message|b|"]);
+}
+
+#[tokio::test]
 async fn oversized_events_are_reported_and_skipped() {
     let big = format!("data: {}\n\n", "x".repeat(100));
     let endless = "y".repeat(300); // a line that never ends, in pieces

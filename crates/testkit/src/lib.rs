@@ -91,6 +91,8 @@ pub struct Response {
     framing: Framing,
     steps: Vec<Step>,
     end: End,
+    /// Write the pieces as they are, with no status line or headers of the server's own.
+    raw: bool,
 }
 
 impl Response {
@@ -107,6 +109,16 @@ impl Response {
             framing: Framing::Chunked,
             steps: Vec::new(),
             end: End::Close,
+            raw: false,
+        }
+    }
+
+    /// A response written entirely by the script, head included (for malformed HTTP): only the
+    /// pieces are sent, as they are, then the connection is closed (or held).
+    pub fn raw() -> Self {
+        Self {
+            raw: true,
+            ..Self::status(200).framing(Framing::CloseDelimited)
         }
     }
 
@@ -404,7 +416,7 @@ async fn respond(stream: &mut TcpStream, response: &Response) -> std::io::Result
             Step::Pause(_) => 0,
         })
         .sum();
-    let bodiless = response.status == 204 || response.status == 304;
+    let bodiless = !response.raw && (response.status == 204 || response.status == 304);
     match response.framing {
         _ if bodiless => {}
         Framing::Chunked => head.push_str("Transfer-Encoding: chunked\r\n"),
@@ -412,8 +424,10 @@ async fn respond(stream: &mut TcpStream, response: &Response) -> std::io::Result
         Framing::CloseDelimited => {}
     }
     head.push_str("Connection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.flush().await?;
+    if !response.raw {
+        stream.write_all(head.as_bytes()).await?;
+        stream.flush().await?;
+    }
 
     let mut first = true;
     for step in &response.steps {
@@ -546,6 +560,14 @@ mod tests {
         drop(huge);
         let out = raw_exchange(&server, "GET / HTTP/1.1\r\n\r\n").await;
         assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn raw_responses_are_written_as_they_are() {
+        let server =
+            ScriptedServer::start([Response::raw().chunk("HTTP/1.1 200 OK\r\nX: y")]).await;
+        let out = raw_exchange(&server, "GET / HTTP/1.1\r\n\r\n").await;
+        assert_eq!(out, "HTTP/1.1 200 OK\r\nX: y");
     }
 
     #[test]
