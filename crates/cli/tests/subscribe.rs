@@ -71,6 +71,83 @@ async fn json_lines_follow_the_spec_across_reconnections() {
     assert_eq!(requests[2].header("last-event-id"), Some("2"));
 }
 
+/// The spec's parsing rules, one stream each, as `--json` prints them: (stream, lines printed).
+const SPEC_CASES: &[(&[u8], &[&str])] = &[
+    // The first stream sets a short reconnection time for all the others.
+    (
+        b"retry: 1\ndata: first\n\n",
+        &[r#"{"type":"message","data":"first","id":""}"#],
+    ),
+    (
+        b"data: a\r\rdata: b\r\n\r\n",
+        &[
+            r#"{"type":"message","data":"a","id":""}"#,
+            r#"{"type":"message","data":"b","id":""}"#,
+        ],
+    ),
+    (
+        b"data\n\ndata:\n\n",
+        &[
+            r#"{"type":"message","data":"","id":""}"#,
+            r#"{"type":"message","data":"","id":""}"#,
+        ],
+    ),
+    (
+        b"data: a\ndata:b\ndata:  c\n\n",
+        &[r#"{"type":"message","data":"a\nb\n c","id":""}"#],
+    ),
+    (
+        b"event: e\ndata: x\n\nevent\ndata: y\n\n",
+        &[
+            r#"{"type":"e","data":"x","id":""}"#,
+            r#"{"type":"message","data":"y","id":""}"#,
+        ],
+    ),
+    (
+        b"id: 1\x002\ndata: NUL in id: ignored\n\n",
+        &[r#"{"type":"message","data":"NUL in id: ignored","id":""}"#],
+    ),
+    (
+        b"id: 5\n\ndata: after an id-only block\n\n",
+        &[r#"{"type":"message","data":"after an id-only block","id":"5"}"#],
+    ),
+    (
+        b":comment\n\n: another\nretry: soon\nDATA: case matters\nfoo: bar\n\n",
+        &[],
+    ),
+    (
+        b"\xEF\xBB\xBF\xEF\xBB\xBFdata: a second BOM is not stripped\n\n",
+        &[],
+    ),
+    (
+        b"\xEF\xBB\xBFdata: one BOM is\n\n",
+        &[r#"{"type":"message","data":"one BOM is","id":""}"#],
+    ),
+    (
+        b"data: \xF0\x9F\x92\xA9 \xF0\x9F\n\n",
+        &[r#"{"type":"message","data":"💩 �","id":""}"#],
+    ),
+    (b"data: never ends\n", &[]),
+];
+
+#[tokio::test]
+async fn json_output_follows_every_parsing_rule_of_the_spec() {
+    // Each stream written a byte at a time, so every rule also meets every split.
+    let script = SPEC_CASES
+        .iter()
+        .map(|(stream, _)| Response::sse().pieces(stream, 1));
+    let server = ScriptedServer::start(script).await;
+    let output = subscribe(&["--json", &server.url("/")]).await;
+    assert!(output.status.success(), "{output:?}");
+    let printed = text(&output.stdout);
+    let expected: Vec<&str> = SPEC_CASES
+        .iter()
+        .flat_map(|(_, lines)| lines.iter().copied())
+        .collect();
+    assert_eq!(printed.lines().collect::<Vec<_>>(), expected);
+    assert_eq!(server.connections().len(), SPEC_CASES.len() + 1);
+}
+
 #[tokio::test]
 async fn human_output_is_the_stream_form() {
     let server = ScriptedServer::start([
