@@ -1,11 +1,234 @@
-//! `herald publish` (not built yet).
+//! `herald publish`: POST one event to a hub's `/publish` and print the id it was given.
+//!
+//! Exit codes: 0 published (the id is on stdout); 1 the hub refused (its error on stderr) or
+//! could not be reached; 2 bad usage.
 
+use std::io::{IsTerminal as _, Read as _};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+/// How long a publish may take before it is abandoned: the hub answers once the event is
+/// durable, which is milliseconds; 30 s leaves room for a struggling disk without hanging a
+/// script forever.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most of an answer read: 64 KiB, far above a hub's JSON answer.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// The most of a non-JSON error body printed: enough to recognise an HTML error page.
+const MAX_ERROR_BODY: usize = 500;
 
 /// Arguments of `herald publish`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+#[command(after_help = "\
+The data comes from --data, --data-file, or else stdin; from a file or stdin one final line \
+ending is removed (so `echo hi | herald publish ...` sends `hi`).")]
+pub(crate) struct Args {
+    /// The hub's base URL, e.g. `http://127.0.0.1:8080`.
+    #[arg(long, value_name = "BASE", value_parser = parse_base)]
+    url: String,
 
-pub(crate) fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`herald publish` is not built yet")
+    /// The topic to publish to.
+    #[arg(long, value_name = "TOPIC")]
+    topic: String,
+
+    /// The event type (`event:` field; subscribers see `message` without it).
+    #[arg(long = "event", value_name = "TYPE", value_parser = parse_type)]
+    event_type: Option<String>,
+
+    /// An idempotency key: publishing again with the same key does not store the event twice.
+    #[arg(long, value_name = "KEY", value_parser = parse_id)]
+    id: Option<String>,
+
+    /// A reconnection time for subscribers, in milliseconds (`retry:` field).
+    #[arg(long, value_name = "MS")]
+    retry: Option<u64>,
+
+    /// Deliver only to subscribers whose token covers the topic.
+    #[arg(long)]
+    private: bool,
+
+    /// The event's data.
+    #[arg(long, value_name = "TEXT", conflicts_with = "data_file")]
+    data: Option<String>,
+
+    /// Read the event's data from this file (UTF-8).
+    #[arg(long, value_name = "FILE")]
+    data_file: Option<PathBuf>,
+
+    /// A JWT sent as `Authorization: Bearer` (or set HERALD_TOKEN, which keeps it out of the
+    /// shell history).
+    #[arg(long, value_name = "JWT", env = "HERALD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+fn parse_base(raw: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("expected an http:// or https:// URL".to_owned());
+    }
+    Ok(raw.to_owned())
+}
+
+fn parse_type(raw: &str) -> Result<String, String> {
+    herald_wire::check_type(raw).map_err(|e| e.to_string())?;
+    Ok(raw.to_owned())
+}
+
+fn parse_id(raw: &str) -> Result<String, String> {
+    herald_wire::check_id(raw).map_err(|e| e.to_string())?;
+    Ok(raw.to_owned())
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let data = match (&args.data, &args.data_file) {
+        (Some(data), _) => data.clone(),
+        (None, Some(path)) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+            strip_line_end(text)
+        }
+        (None, None) => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("herald: reading the data from stdin (end it with Ctrl-D)");
+            }
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading the data from stdin")?;
+            let text = String::from_utf8(bytes).context("the data on stdin is not UTF-8 text")?;
+            strip_line_end(text)
+        }
+    };
+    let body = request_body(&args, data);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let id = runtime.block_on(publish(&args, body))?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes one final LF or CRLF.
+fn strip_line_end(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
+}
+
+/// The JSON body of DESIGN.md, with only the fields given.
+fn request_body(args: &Args, data: String) -> serde_json::Value {
+    let mut body = serde_json::Map::new();
+    body.insert("topic".into(), args.topic.clone().into());
+    body.insert("data".into(), data.into());
+    if let Some(event_type) = &args.event_type {
+        body.insert("event".into(), event_type.clone().into());
+    }
+    if let Some(id) = &args.id {
+        body.insert("id".into(), id.clone().into());
+    }
+    if let Some(retry) = args.retry {
+        body.insert("retry".into(), retry.into());
+    }
+    if args.private {
+        body.insert("private".into(), true.into());
+    }
+    body.into()
+}
+
+async fn publish(args: &Args, body: serde_json::Value) -> anyhow::Result<String> {
+    let url = format!("{}/publish", args.url.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(PUBLISH_TIMEOUT)
+        .build()
+        .context("building the HTTP client")?;
+    let mut request = client
+        .post(&url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string());
+    if let Some(token) = &args.token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("publishing to {url}"))?;
+    let status = response.status();
+    let text = read_answer(response)
+        .await
+        .with_context(|| format!("reading the answer of {url}"))?;
+    let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+    if !status.is_success() {
+        let message = match json.as_ref().and_then(|j| j.get("error")) {
+            Some(serde_json::Value::String(error)) => error.clone(),
+            Some(other) => other.to_string(),
+            None if text.trim().is_empty() => "(no message)".to_owned(),
+            None => truncate(text.trim(), MAX_ERROR_BODY),
+        };
+        bail!("the hub refused the event: HTTP {status}: {message}");
+    }
+    match json.as_ref().and_then(|j| j.get("id")) {
+        Some(serde_json::Value::String(id)) => Ok(id.clone()),
+        Some(id @ serde_json::Value::Number(_)) => Ok(id.to_string()),
+        _ => bail!(
+            "the hub answered HTTP {status} without an id: {}",
+            truncate(text.trim(), MAX_ERROR_BODY)
+        ),
+    }
+}
+
+/// The answer's body, at most [`MAX_ANSWER`] bytes of it: a hub's answer is a line of JSON, and
+/// whatever else answers must not fill the memory.
+async fn read_answer(mut response: reqwest::Response) -> reqwest::Result<String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_ANSWER - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_ANSWER {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// At most `max` bytes of `text`, cut on a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_final_line_end_is_removed() {
+        assert_eq!(strip_line_end("a\n".into()), "a");
+        assert_eq!(strip_line_end("a\r\n".into()), "a");
+        assert_eq!(strip_line_end("a\n\n".into()), "a\n");
+        assert_eq!(strip_line_end("a\r".into()), "a\r");
+        assert_eq!(strip_line_end(String::new()), "");
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate("ééé", 3), "é...");
+        assert_eq!(truncate("abc", 3), "abc");
+    }
 }

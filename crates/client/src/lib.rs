@@ -1,1 +1,67 @@
-//! An async EventSource client (work in progress: see issue 3).
+//! An async EventSource client: the WHATWG processing model of Server-Sent Events for Rust.
+//!
+//! [`EventSource`] connects to an SSE endpoint over HTTP (reqwest), parses the stream with
+//! [`herald_wire::Parser`], and yields [`Event::Open`], [`Event::Message`] and [`Error`] items as a
+//! [`Stream`](futures_util::Stream). Like a browser's `EventSource` it reconnects after a lost
+//! connection or a clean end of stream, waits the reconnection time (updated by `retry:`), and
+//! sends `Last-Event-ID`; unlike a browser it sends any headers you give it (e.g.
+//! `Authorization`), backs off exponentially on repeated failures ([`RetryPolicy`]), can detect a
+//! silent connection ([`EventSourceBuilder::idle_timeout`]) and can retry 5xx/429 answers.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use herald_client::{Event, EventSource, RetryPolicy};
+//!
+//! # async fn run() -> Result<(), herald_client::Error> {
+//! let mut source = EventSource::builder("http://127.0.0.1:8080/events?topic=chat")
+//!     .header("Authorization", "Bearer eyJ...")
+//!     .retry_policy(RetryPolicy::new().max_retries(5))
+//!     .build()?;
+//! while let Some(item) = source.next().await {
+//!     match item {
+//!         Ok(Event::Open) => eprintln!("connected"),
+//!         Ok(Event::Message(event)) => println!("{}: {}", event.event_type, event.data),
+//!         Ok(_) => {}
+//!         Err(error) if error.is_fatal() => return Err(error),
+//!         Err(error) => eprintln!("reconnecting: {error}"),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The rules, as the spec gives them
+//!
+//! | the server | the client |
+//! |---|---|
+//! | answers 200 with `text/event-stream` (parameters allowed) | yields [`Event::Open`], then the events |
+//! | ends the body, or the connection breaks | waits the reconnection time, reconnects with `Last-Event-ID` |
+//! | answers 204 | the stream ends, no error, no reconnection |
+//! | answers another status, or another content type | a fatal [`Error`], then the stream ends (5xx/429 are retried if [`RetryPolicy::retry_server_errors`]) |
+//! | redirects | followed (up to 10) |
+//! | cannot be reached | a non-fatal [`Error`], then exponential backoff with jitter |
+//!
+//! [`EventSource::close`] (or a [`CloseHandle`] from another task) stops everything at once.
+//!
+//! # Differences from a browser's EventSource
+//!
+//! - A browser fires `error` before every reconnection, also after a clean end of stream; here a
+//!   clean end is silent and the next [`Event::Open`] marks the reconnection.
+//! - Repeated failures back off exponentially (browsers retry at the reconnection time forever).
+//! - Events of every type come through the one stream; filter on `event_type`.
+//! - Limits: an event may hold at most [`EventSourceBuilder::max_event_size`] bytes; HTTP/1.1
+//!   only; `https` needs the `rustls` feature (on by default).
+
+mod error;
+mod retry;
+mod source;
+
+pub use error::Error;
+pub use herald_wire::MessageEvent;
+pub use retry::RetryPolicy;
+pub use source::{CloseHandle, Event, EventSource, EventSourceBuilder, ReadyState};
+
+/// Compiles the README's example as a doc test, so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

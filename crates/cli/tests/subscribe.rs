@@ -1,0 +1,342 @@
+//! `herald subscribe` as a real process against the scripted SSE server.
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use herald_testkit::{Response, ScriptedServer, free_port};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// Safety net for a loaded machine; never reached when things work.
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn herald() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        .env_remove("HERALD_TOKEN")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+async fn subscribe(args: &[&str]) -> Output {
+    let output = herald().arg("subscribe").args(args).output();
+    tokio::time::timeout(LIMIT, output)
+        .await
+        .expect("herald subscribe exits")
+        .expect("herald runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
+}
+
+#[tokio::test]
+async fn json_lines_follow_the_spec_across_reconnections() {
+    let server = ScriptedServer::start([
+        Response::sse()
+            .chunk(&b"\xEF\xBB"[..]) // a BOM split across reads, stripped at stream start only
+            .chunk(&b"\xBFretry: 10\n"[..])
+            .chunk("\u{feff}data: a BOM mid-stream makes an unknown field\n\n")
+            .split(
+                b"event: greet\r\nid: 1\r\ndata: hello\r\ndata: \"world\"\r\n\r\n",
+                &[3, 14, 15, 30],
+            )
+            .chunk(": heartbeat\n\ndata: tab\there\n\ndata: half"),
+        Response::sse()
+            .chunk(&b"data: no id on a new stream\n\nid: 2\ndata:\\u00e9 \xC3\xA9\n\n"[..]),
+    ])
+    .await;
+    let output = subscribe(&["--json", &server.url("/events?topic=a")]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        text(&output.stdout),
+        concat!(
+            r#"{"type":"greet","data":"hello\n\"world\"","id":"1"}"#,
+            "\n",
+            r#"{"type":"message","data":"tab\there","id":"1"}"#,
+            "\n",
+            r#"{"type":"message","data":"no id on a new stream","id":""}"#,
+            "\n",
+            r#"{"type":"message","data":"\\u00e9 é","id":"2"}"#,
+            "\n",
+        )
+    );
+    assert_eq!(text(&output.stderr), "");
+    let requests = server.wait_for_requests(3).await;
+    assert_eq!(requests[0].target, "/events?topic=a");
+    assert_eq!(requests[0].header("accept"), Some("text/event-stream"));
+    assert_eq!(requests[0].header("cache-control"), Some("no-cache"));
+    assert_eq!(requests[1].header("last-event-id"), Some("1"));
+    assert_eq!(requests[2].header("last-event-id"), Some("2"));
+}
+
+/// The spec's parsing rules, one stream each, as `--json` prints them: (stream, lines printed).
+const SPEC_CASES: &[(&[u8], &[&str])] = &[
+    // The first stream sets a short reconnection time for all the others.
+    (
+        b"retry: 1\ndata: first\n\n",
+        &[r#"{"type":"message","data":"first","id":""}"#],
+    ),
+    (
+        b"data: a\r\rdata: b\r\n\r\n",
+        &[
+            r#"{"type":"message","data":"a","id":""}"#,
+            r#"{"type":"message","data":"b","id":""}"#,
+        ],
+    ),
+    (
+        b"data\n\ndata:\n\n",
+        &[
+            r#"{"type":"message","data":"","id":""}"#,
+            r#"{"type":"message","data":"","id":""}"#,
+        ],
+    ),
+    (
+        b"data: a\ndata:b\ndata:  c\n\n",
+        &[r#"{"type":"message","data":"a\nb\n c","id":""}"#],
+    ),
+    (
+        b"event: e\ndata: x\n\nevent\ndata: y\n\n",
+        &[
+            r#"{"type":"e","data":"x","id":""}"#,
+            r#"{"type":"message","data":"y","id":""}"#,
+        ],
+    ),
+    (
+        b"id: 1\x002\ndata: NUL in id: ignored\n\n",
+        &[r#"{"type":"message","data":"NUL in id: ignored","id":""}"#],
+    ),
+    (
+        b"id: 5\n\ndata: after an id-only block\n\n",
+        &[r#"{"type":"message","data":"after an id-only block","id":"5"}"#],
+    ),
+    (
+        b":comment\n\n: another\nretry: soon\nDATA: case matters\nfoo: bar\n\n",
+        &[],
+    ),
+    (
+        b"\xEF\xBB\xBF\xEF\xBB\xBFdata: a second BOM is not stripped\n\n",
+        &[],
+    ),
+    (
+        b"\xEF\xBB\xBFdata: one BOM is\n\n",
+        &[r#"{"type":"message","data":"one BOM is","id":""}"#],
+    ),
+    (
+        b"data: \xF0\x9F\x92\xA9 \xF0\x9F\n\n",
+        &[r#"{"type":"message","data":"💩 �","id":""}"#],
+    ),
+    (b"data: never ends\n", &[]),
+];
+
+#[tokio::test]
+async fn json_output_follows_every_parsing_rule_of_the_spec() {
+    // Each stream written a byte at a time, so every rule also meets every split.
+    let script = SPEC_CASES
+        .iter()
+        .map(|(stream, _)| Response::sse().pieces(stream, 1));
+    let server = ScriptedServer::start(script).await;
+    let output = subscribe(&["--json", &server.url("/")]).await;
+    assert!(output.status.success(), "{output:?}");
+    let printed = text(&output.stdout);
+    let expected: Vec<&str> = SPEC_CASES
+        .iter()
+        .flat_map(|(_, lines)| lines.iter().copied())
+        .collect();
+    assert_eq!(printed.lines().collect::<Vec<_>>(), expected);
+    assert_eq!(server.connections().len(), SPEC_CASES.len() + 1);
+}
+
+#[tokio::test]
+async fn human_output_is_the_stream_form() {
+    let server = ScriptedServer::start([
+        Response::sse().chunk("event: greet\nid: 7\ndata: a\ndata: b\n\ndata: plain\n\n")
+    ])
+    .await;
+    let output = subscribe(&[&server.url("/")]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        text(&output.stdout),
+        "event: greet\nid: 7\ndata: a\ndata: b\n\nid: 7\ndata: plain\n\n"
+    );
+}
+
+#[tokio::test]
+async fn headers_and_last_event_id_are_sent_on_every_connection() {
+    let server = ScriptedServer::start([
+        Response::sse().chunk("retry: 10\n: nothing yet\n"),
+        Response::sse().chunk("retry: 10\n"),
+    ])
+    .await;
+    let output = subscribe(&[
+        "-H",
+        "Authorization: Bearer abc.def",
+        "--header",
+        "X-Trace:  t1 ",
+        "--last-event-id",
+        "99",
+        &server.url("/"),
+    ])
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let requests = server.wait_for_requests(3).await;
+    for request in &requests {
+        assert_eq!(request.header("authorization"), Some("Bearer abc.def"));
+        assert_eq!(request.header("x-trace"), Some("t1"));
+        assert_eq!(request.header("last-event-id"), Some("99"));
+    }
+}
+
+#[tokio::test]
+async fn count_exits_after_n_events_and_hangs_up() {
+    let server = ScriptedServer::start([Response::sse()
+        .chunk("data: 1\n\ndata: 2\n\n")
+        .chunk("data: 3\n\n")
+        .hold()])
+    .await;
+    let output = subscribe(&["--json", "--count", "2", &server.url("/")]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout).lines().count(), 2);
+    server.wait_for(|c| c[0].ended_at.is_some()).await;
+}
+
+#[tokio::test]
+async fn a_204_exits_0() {
+    let server = ScriptedServer::start([Response::status(204)]).await;
+    let output = subscribe(&[&server.url("/")]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(output.stdout, b"");
+}
+
+#[tokio::test]
+async fn fatal_answers_exit_1_with_the_reason() {
+    let cases = [
+        (Response::status(500), "HTTP 500 Internal Server Error"),
+        (Response::status(404), "HTTP 404 Not Found"),
+        (
+            Response::status(200)
+                .header("Content-Type", "text/html")
+                .chunk("<html>"),
+            "content type `text/html`, not `text/event-stream`",
+        ),
+    ];
+    for (response, reason) in cases {
+        let server = ScriptedServer::start([response]).await;
+        let url = server.url("/events");
+        let output = subscribe(&[&url]).await;
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.starts_with("herald: subscribing to "), "{stderr}");
+        assert!(stderr.contains(&url) && stderr.contains(reason), "{stderr}");
+        assert_eq!(server.connections().len(), 1, "no retry");
+    }
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_on_request() {
+    let server = ScriptedServer::start([
+        Response::status(503).header("Retry-After", "0"),
+        Response::sse().chunk("data: back\n\n"),
+    ])
+    .await;
+    // The first retry waits twice the default reconnection time at most (6 s), jittered.
+    let output = subscribe(&["--retry-server-errors", "--json", &server.url("/")]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        text(&output.stdout),
+        "{\"type\":\"message\",\"data\":\"back\",\"id\":\"\"}\n"
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("HTTP 503 Service Unavailable (reconnecting)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_exits_1_when_retries_are_exhausted() {
+    let url = format!("http://127.0.0.1:{}/", free_port());
+    let output = subscribe(&["--max-retries", "0", &url]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("connection failed"), "{stderr}");
+    assert!(!stderr.contains("reconnecting"), "no retry: {stderr}");
+}
+
+#[tokio::test]
+async fn the_idle_timeout_reconnects_a_silent_stream() {
+    let server = ScriptedServer::start([
+        Response::sse()
+            .chunk("retry: 10\nid: 1\ndata: a\n\n")
+            .hold(),
+        Response::sse().chunk("data: b\n\n"),
+    ])
+    .await;
+    let output = subscribe(&["--json", "--idle-timeout", "1", &server.url("/")]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout).lines().count(), 2);
+    assert!(text(&output.stderr).contains("idle timeout"), "{output:?}");
+    assert_eq!(server.requests()[1].header("last-event-id"), Some("1"));
+}
+
+#[tokio::test]
+async fn bad_usage_exits_2() {
+    let cases: [&[&str]; 6] = [
+        &["-H", "no colon here", "http://127.0.0.1:1/"],
+        &["-H", "bad name: v", "http://127.0.0.1:1/"],
+        &["-H", "X-A: a\u{1}b", "http://127.0.0.1:1/"],
+        &["--count", "0", "http://127.0.0.1:1/"],
+        &["--idle-timeout", "-1", "http://127.0.0.1:1/"],
+        &[],
+    ];
+    for args in cases {
+        let output = subscribe(args).await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        assert!(text(&output.stderr).contains("error"), "{output:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unusable_url_is_a_clear_failure() {
+    for url in ["not a url", "ftp://127.0.0.1/"] {
+        let output = subscribe(&[url]).await;
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        assert!(text(&output.stderr).contains("invalid event source configuration"));
+    }
+}
+
+#[tokio::test]
+async fn a_closed_stdout_exits_quietly() {
+    let mut response = Response::sse().chunk("data: first\n\n");
+    // Bounded: at most 500 more events, 10 ms apart; the process must quit at the first write
+    // after the reader went away.
+    for n in 0..500 {
+        response = response
+            .pause(Duration::from_millis(10))
+            .chunk(format!("data: {n}\n\n"));
+    }
+    let server = ScriptedServer::start([response.hold()]).await;
+    let mut child = herald()
+        .args(["subscribe", "--json", &server.url("/")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(LIMIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.as_deref(),
+        Some(r#"{"type":"message","data":"first","id":""}"#)
+    );
+    drop(lines); // closes the read end of the pipe
+    let output = tokio::time::timeout(LIMIT, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stderr), "");
+}
