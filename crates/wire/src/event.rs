@@ -179,16 +179,20 @@ pub fn encode_comment(text: &str) -> Bytes {
     buf.freeze()
 }
 
-/// Encodes a lone `retry:` field that sets the receiver's reconnection time without dispatching an
-/// event.
+/// Encodes a lone `retry:` field that sets the receiver's reconnection time.
+///
+/// It ends with no blank line on purpose: the field takes effect as soon as the line is read, and a
+/// blank line would dispatch, which copies the stream's last event id buffer to the last event id.
+/// At the start of a stream that buffer is empty (as the spec says), so a spec parser that resumed
+/// with `Last-Event-ID` would forget its position. The same holds for heartbeats: send a comment
+/// line ([`encode_comment`]), not a comment and a blank line.
 ///
 /// ```
-/// assert_eq!(&herald_wire::encode_retry(2500)[..], b"retry: 2500\n\n");
+/// assert_eq!(&herald_wire::encode_retry(2500)[..], b"retry: 2500\n");
 /// ```
 pub fn encode_retry(millis: u64) -> Bytes {
-    let mut buf = BytesMut::with_capacity(b"retry: \n\n".len() + decimal_len(millis));
+    let mut buf = BytesMut::with_capacity(b"retry: \n".len() + decimal_len(millis));
     put_retry(&mut buf, millis);
-    buf.put_u8(b'\n');
     buf.freeze()
 }
 
@@ -373,10 +377,10 @@ mod tests {
 
     #[test]
     fn retry_extremes() {
-        assert_eq!(&encode_retry(0)[..], b"retry: 0\n\n");
+        assert_eq!(&encode_retry(0)[..], b"retry: 0\n");
         assert_eq!(
             &encode_retry(u64::MAX)[..],
-            b"retry: 18446744073709551615\n\n"
+            b"retry: 18446744073709551615\n"
         );
         let event = Event::new("").with_retry(u64::MAX);
         assert_eq!(event.encode().len(), event.encoded_len());

@@ -42,7 +42,10 @@
 //! The spec gives each stream its own last event id buffer, initialized to the empty string, so
 //! after a reconnection the first event without an `id:` field clears the last event id. Chromium
 //! instead starts the buffer of a new stream from the current last event id. This parser follows
-//! the spec; a server that sets an id on every event (as herald does) sees no difference.
+//! the spec. The difference shows when a server sends a blank line before the first `id:` of a
+//! resumed stream (a `retry:` block or a heartbeat ending in a blank line): a spec parser then
+//! clears its last event id, and its next reconnection cannot resume. herald's hub never does that
+//! (its `retry:` and heartbeats carry no blank line, see [`crate::encode_retry`]).
 
 use bytes::{Buf, BytesMut};
 use std::fmt;
