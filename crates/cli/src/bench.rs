@@ -497,6 +497,7 @@ struct FanoutReport {
     in_flight: u32,
     published: u64,
     publish_errors: u64,
+    late_publishes: u64,
     publishes_per_sec: f64,
     delivered: u64,
     expected: u64,
@@ -653,6 +654,7 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
             in_flight: args.in_flight,
             published: outcome.acked,
             publish_errors: outcome.errors,
+            late_publishes: counters.late.load(Ordering::Relaxed),
             publishes_per_sec: outcome.acked as f64 / outcome.elapsed.as_secs_f64().max(1e-9),
             delivered,
             expected: outcome.acked * report.opened,
@@ -712,6 +714,13 @@ fn print_fanout(r: &FanoutReport) {
         println!(
             "  also          {} deliveries of unacknowledged publishes, {} foreign events, {} oversized",
             r.delivered_unacked, r.foreign_events, r.oversized_events
+        );
+    }
+    if r.late_publishes > 0 {
+        println!(
+            "  behind        {} publishes went out over {} ms late: the server did not keep up with the rate",
+            r.late_publishes,
+            publisher::LATE.as_millis()
         );
     }
     println!("  throughput    {:.0} deliveries/s", r.deliveries_per_sec);

@@ -241,6 +241,7 @@ async fn fanout_counts_every_delivery_of_a_faithful_server_exactly() {
     assert!(published >= 10, "{r:#}");
     assert_eq!(n(&r, "published"), published);
     assert_eq!(n(&r, "publish_errors"), 0);
+    assert!(n(&r, "late_publishes") <= published);
     assert_eq!(n(&r, "subs_connected"), 20);
     assert_eq!(n(&r, "subs_held"), 20);
     assert_eq!(n(&r, "expected"), published * 20);
