@@ -339,7 +339,7 @@ fn conns(args: ConnsArgs) -> anyhow::Result<ExitCode> {
         let mut rss_peak: Option<u64> = None;
         loop {
             let left = hold.saturating_sub(hold_start.elapsed());
-            let (p, _) = wait_for(
+            wait_for(
                 &pools,
                 &bar,
                 left.min(Duration::from_secs(1)),
@@ -349,12 +349,11 @@ fn conns(args: ConnsArgs) -> anyhow::Result<ExitCode> {
                         "holding {} connections ({} closed), {:.0} s left",
                         p.opened - p.closed.min(p.opened),
                         p.closed,
-                        left.as_secs_f64()
+                        hold.saturating_sub(hold_start.elapsed()).as_secs_f64()
                     )
                 },
             )
             .await;
-            let _ = p;
             if let Some(pid) = args.server_pid {
                 rss_holding = sys::rss_tree_bytes(pid);
                 rss_peak = rss_peak.max(rss_holding);
