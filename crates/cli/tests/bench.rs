@@ -233,6 +233,8 @@ async fn fanout_counts_every_delivery_of_a_faithful_server_exactly() {
         "2",
         "--size",
         "200",
+        "--drain-secs",
+        "30",
         "--json",
     ])
     .await;
@@ -322,7 +324,7 @@ async fn fanout_reports_exactly_what_a_lossy_duplicating_server_did() {
         "--secs",
         "2",
         "--drain-secs",
-        "1",
+        "5",
         "--in-flight",
         "1",
         "--json",
