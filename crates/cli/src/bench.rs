@@ -151,6 +151,10 @@ struct FanoutArgs {
     /// After the last publish, how long to wait for stragglers, in seconds.
     #[arg(long, default_value_t = 5.0, value_parser = parse_secs)]
     drain_secs: f64,
+    /// The server's process id: its CPU time (with its children) while publishing and draining,
+    /// and its resident memory at the end, go in the report.
+    #[arg(long)]
+    server_pid: Option<u32>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -213,6 +217,29 @@ fn check_headers(headers: &[String]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn check_pid(pid: Option<u32>) -> anyhow::Result<()> {
+    match pid {
+        Some(pid) if sys::rss_tree_bytes(pid).is_none() => {
+            bail!("--server-pid {pid}: no such process")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An error message and how often it happened.
+#[derive(Debug, Serialize)]
+struct ErrorCount {
+    message: String,
+    count: u64,
+}
+
+fn error_counts(errors: Vec<(String, u64)>) -> Vec<ErrorCount> {
+    errors
+        .into_iter()
+        .map(|(message, count)| ErrorCount { message, count })
+        .collect()
 }
 
 /// Runs `herald bench`.
@@ -290,17 +317,13 @@ struct ConnsReport {
     harness_rss_bytes: Option<u64>,
     harness_cpu_secs: f64,
     processes: usize,
-    errors: Vec<(String, u64)>,
+    errors: Vec<ErrorCount>,
 }
 
 fn conns(args: ConnsArgs) -> anyhow::Result<ExitCode> {
     let target = Target::parse(&args.url).context("--url")?;
     check_headers(&args.common.headers)?;
-    if let Some(pid) = args.server_pid
-        && sys::rss_tree_bytes(pid).is_none()
-    {
-        bail!("--server-pid {pid}: no such process");
-    }
+    check_pid(args.server_pid)?;
     sys::raise_open_files_limit();
     let cpu0 = sys::cpu_seconds();
     let report = runtime()?.block_on(async {
@@ -389,7 +412,7 @@ fn conns(args: ConnsArgs) -> anyhow::Result<ExitCode> {
             harness_rss_bytes: harness_rss,
             harness_cpu_secs: 0.0,
             processes,
-            errors: report.errors,
+            errors: error_counts(report.errors),
         })
     })?;
     let report = ConnsReport {
@@ -445,9 +468,9 @@ fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
 
-fn print_errors(errors: &[(String, u64)]) {
-    for (msg, n) in errors {
-        println!("  error         {n} x {msg}");
+fn print_errors(errors: &[ErrorCount]) {
+    for e in errors {
+        println!("  error         {} x {}", e.count, e.message);
     }
 }
 
@@ -510,15 +533,18 @@ struct FanoutReport {
     drained: bool,
     latency_ms: Latency,
     ack_latency_ms: Latency,
+    server_cpu_secs: Option<f64>,
+    server_rss_bytes: Option<u64>,
     harness_cpu_secs: f64,
     processes: usize,
-    errors: Vec<(String, u64)>,
+    errors: Vec<ErrorCount>,
 }
 
 fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
     let sub_target = Target::parse(&args.sub_url).context("--sub-url")?;
     let pub_target = Target::parse(&args.pub_url).context("--pub-url")?;
     check_headers(&args.common.headers)?;
+    check_pid(args.server_pid)?;
     let (prefix, suffix) = match args.body_template.split_once("{data}") {
         Some((p, s)) if !s.contains("{data}") => (p.to_owned(), s.to_owned()),
         _ => bail!("--body-template must contain `{{data}}` exactly once"),
@@ -576,6 +602,7 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let counters = Arc::new(PubCounters::default());
+        let server_cpu0 = args.server_pid.and_then(sys::cpu_tree_seconds);
         let publish_start = sys::mono_ns();
         let publishing = tokio::spawn(publisher::run(
             PubConfig {
@@ -621,6 +648,8 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
             |p| format!("draining: received {} of {expected}", p.unique),
         )
         .await;
+        let server_cpu = args.server_pid.and_then(sys::cpu_tree_seconds);
+        let server_rss = args.server_pid.and_then(sys::rss_tree_bytes);
         bar.set_message("closing");
         let report = finish_all(pools, &outcome.not_acked).await?;
         bar.finish_and_clear();
@@ -667,9 +696,11 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
             drained,
             latency_ms: Latency::of(&report.histogram()),
             ack_latency_ms: Latency::of(&ack),
+            server_cpu_secs: server_cpu.zip(server_cpu0).map(|(b, a)| b - a),
+            server_rss_bytes: server_rss,
             harness_cpu_secs: 0.0,
             processes,
-            errors,
+            errors: error_counts(errors),
         })
     })?;
     let report = FanoutReport {
@@ -733,6 +764,15 @@ fn print_fanout(r: &FanoutReport) {
         "  publish ack   p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         a.p50, a.p99, a.max
     );
+    if let Some(cpu) = r.server_cpu_secs {
+        println!(
+            "  server        {:.2} s CPU while publishing and draining{}",
+            cpu,
+            r.server_rss_bytes
+                .map(|b| format!(", {:.1} MiB RSS at the end", mib(b)))
+                .unwrap_or_default()
+        );
+    }
     println!("  harness CPU   {:.2} s", r.harness_cpu_secs);
     print_errors(&r.errors);
 }

@@ -215,6 +215,7 @@ fn n(v: &Value, key: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_counts_every_delivery_of_a_faithful_server_exactly() {
+    let pid = std::process::id().to_string();
     let server = start_server(Framing::Chunked, Misbehave::None).await;
     let sub = format!("{}/events?topic=bench", server.url);
     let publ = format!("{}/publish", server.url);
@@ -235,12 +236,17 @@ async fn fanout_counts_every_delivery_of_a_faithful_server_exactly() {
         "200",
         "--drain-secs",
         "30",
+        "--server-pid",
+        &pid,
         "--json",
     ])
     .await;
     let r = report(&out);
     let published = server.stats.published.load(Ordering::SeqCst);
     assert!(published >= 10, "{r:#}");
+    // The server is this test process: it worked, and it has memory.
+    assert!(r["server_cpu_secs"].as_f64().expect("server CPU") > 0.0);
+    assert!(n(&r, "server_rss_bytes") > 0);
     assert_eq!(n(&r, "published"), published);
     assert_eq!(n(&r, "publish_errors"), 0);
     assert!(n(&r, "late_publishes") <= published);
@@ -411,8 +417,8 @@ async fn conns_reports_refused_subscriptions_and_fails() {
     assert!(!out.status.success());
     let r: Value = serde_json::from_slice(&out.stdout).expect("JSON report even on failure");
     assert_eq!((n(&r, "opened"), n(&r, "failed")), (0, 5));
-    assert_eq!(r["errors"][0][0], "status 404 (expected 200)");
-    assert_eq!(r["errors"][0][1], 5);
+    assert_eq!(r["errors"][0]["message"], "status 404 (expected 200)");
+    assert_eq!(r["errors"][0]["count"], 5);
 }
 
 /// A server that speaks something else, or sends an endless head, or a wrong content type.

@@ -6,6 +6,7 @@ use std::fs;
 
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
 use nix::time::{ClockId, clock_gettime};
+use nix::unistd::{SysconfVar, sysconf};
 
 /// Nanoseconds on `CLOCK_MONOTONIC`. Unlike `std::time::Instant` the value is absolute, so a
 /// timestamp taken by the publisher can be compared with one taken in a child process on the
@@ -47,10 +48,41 @@ pub(crate) fn raise_open_files_limit() -> u64 {
     }
 }
 
-/// Resident memory (bytes) of `pid` and all its descendants, from `/proc/*/stat` (parent links)
-/// and `/proc/PID/status` (VmRSS). `None` when `pid` does not exist.
+/// Resident memory (bytes) of `pid` and all its descendants, from `/proc/PID/status` (VmRSS).
+/// `None` when `pid` does not exist.
 pub(crate) fn rss_tree_bytes(pid: u32) -> Option<u64> {
-    let root = rss_bytes(pid)?;
+    Some(tree(pid)?.into_iter().filter_map(rss_bytes).sum())
+}
+
+/// CPU time (user + system, seconds) used so far by `pid` and its live descendants, from
+/// `/proc/PID/stat`. `None` when `pid` does not exist.
+pub(crate) fn cpu_tree_seconds(pid: u32) -> Option<f64> {
+    let ticks = sysconf(SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .max(1) as f64;
+    let total: u64 = tree(pid)?
+        .into_iter()
+        .filter_map(|p| {
+            let stat = fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let (_, rest) = stat.rsplit_once(')')?;
+            // Fields after `(comm)` start at field 3 (state); utime and stime are fields 14, 15.
+            let mut fields = rest.split_whitespace().skip(11);
+            let utime: u64 = fields.next()?.parse().ok()?;
+            let stime: u64 = fields.next()?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .sum();
+    Some(total as f64 / ticks)
+}
+
+/// `pid` and all its descendants (parent links from `/proc/*/stat`); `None` when `pid` does not
+/// exist.
+fn tree(pid: u32) -> Option<Vec<u32>> {
+    if !fs::exists(format!("/proc/{pid}/stat")).unwrap_or(false) {
+        return None;
+    }
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for entry in fs::read_dir("/proc").ok()?.flatten() {
         let Some(child) = entry
@@ -64,14 +96,14 @@ pub(crate) fn rss_tree_bytes(pid: u32) -> Option<u64> {
             children.entry(parent).or_default().push(child);
         }
     }
-    let mut total = root;
+    let mut all = vec![pid];
     let mut stack = children.remove(&pid).unwrap_or_default();
     // Bounded: each pid is removed from the map once, so a cycle cannot loop forever.
     while let Some(p) = stack.pop() {
-        total += rss_bytes(p).unwrap_or(0);
+        all.push(p);
         stack.extend(children.remove(&p).unwrap_or_default());
     }
-    Some(total)
+    Some(all)
 }
 
 fn rss_bytes(pid: u32) -> Option<u64> {
@@ -117,6 +149,8 @@ mod tests {
         assert_eq!(parent_pid(child.id()), Some(me));
         let _ = child.kill();
         let _ = child.wait();
+        assert!(cpu_tree_seconds(me).is_some_and(|s| s >= 0.0));
         assert_eq!(rss_tree_bytes(u32::MAX), None);
+        assert_eq!(cpu_tree_seconds(u32::MAX), None);
     }
 }
