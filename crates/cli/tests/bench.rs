@@ -66,7 +66,12 @@ async fn start_server(framing: Framing, misbehave: Misbehave) -> Server {
     Server { url, stats }
 }
 
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, String, usize)> {
+/// Reads one request head: method, path, Content-Length, and whether it carries
+/// `Authorization: Bearer secret`.
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Option<(String, String, usize, bool)> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_string();
@@ -82,7 +87,10 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String,
                         .then(|| v.trim().parse().ok())?
                 })
                 .unwrap_or(0);
-            return Some((method, path, len));
+            let authorized = head
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("authorization: bearer secret"));
+            return Some((method, path, len, authorized));
         }
         let mut chunk = [0u8; 4096];
         let n = stream.read(&mut chunk).await.ok()?;
@@ -101,7 +109,15 @@ async fn connection(
     stats: Arc<Stats>,
 ) {
     let mut buf = Vec::new();
-    while let Some((method, path, len)) = read_head(&mut stream, &mut buf).await {
+    while let Some((method, path, len, authorized)) = read_head(&mut stream, &mut buf).await {
+        if path.starts_with("/private") && !authorized {
+            let resp = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n";
+            if stream.write_all(resp.as_bytes()).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let path = path.trim_start_matches("/private").to_owned();
         if method == "GET" && path.starts_with("/events") {
             let (tx, mut rx) = mpsc::unbounded_channel();
             // Registered before the 200 goes out: a client that has its 200 gets every event.
@@ -419,6 +435,80 @@ async fn conns_reports_refused_subscriptions_and_fails() {
     assert_eq!((n(&r, "opened"), n(&r, "failed")), (0, 5));
     assert_eq!(r["errors"][0]["message"], "status 404 (expected 200)");
     assert_eq!(r["errors"][0]["count"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_reach_the_server_on_subscriptions_and_publishes() {
+    let server = start_server(Framing::Chunked, Misbehave::None).await;
+    let sub = format!("{}/private/events", server.url);
+    let publ = format!("{}/private/publish", server.url);
+    let out = herald(&[
+        "bench", "conns", "--url", &sub, "-n", "3", "--secs", "1", "--json",
+    ])
+    .await;
+    assert!(!out.status.success());
+    let r: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(r["errors"][0]["message"], "status 401 (expected 200)");
+
+    let out = herald(&[
+        "bench",
+        "fanout",
+        "--sub-url",
+        &sub,
+        "--pub-url",
+        &publ,
+        "--header",
+        "Authorization: Bearer secret",
+        "--subs",
+        "3",
+        "--rate",
+        "50",
+        "--secs",
+        "1",
+        "--drain-secs",
+        "30",
+        "--json",
+    ])
+    .await;
+    let r = report(&out);
+    let published = server.stats.published.load(Ordering::SeqCst);
+    assert!(published > 0);
+    assert_eq!(n(&r, "publish_errors"), 0);
+    assert_eq!(n(&r, "delivered"), published * 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_publishes_are_errors_not_deliveries() {
+    let server = start_server(Framing::Chunked, Misbehave::None).await;
+    let sub = format!("{}/events", server.url);
+    let publ = format!("{}/nowhere", server.url);
+    let out = herald(&[
+        "bench",
+        "fanout",
+        "--sub-url",
+        &sub,
+        "--pub-url",
+        &publ,
+        "--subs",
+        "2",
+        "--rate",
+        "20",
+        "--secs",
+        "1",
+        "--drain-secs",
+        "1",
+        "--json",
+    ])
+    .await;
+    let r = report(&out);
+    assert_eq!(n(&r, "published"), 0);
+    assert!(n(&r, "publish_errors") > 0);
+    assert_eq!(
+        (n(&r, "expected"), n(&r, "delivered"), n(&r, "loss")),
+        (0, 0, 0)
+    );
+    assert_eq!(r["errors"][0]["message"], "publish status 404");
+    assert_eq!(r["errors"][0]["count"], r["publish_errors"]);
 }
 
 /// A server that speaks something else, or sends an endless head, or a wrong content type.
