@@ -51,9 +51,10 @@ pub(crate) fn payload(seq: u64, sent_ns: u64, size: usize) -> String {
     s
 }
 
-/// Reads back what [`payload`] wrote: `(seq, sent_ns)`, or `None` for anything else.
+/// Reads back what [`payload`] wrote: `(seq, sent_ns)`, or `None` for anything else. A server
+/// that forwards the JSON string of the publish with its quotes is understood too.
 pub(crate) fn parse_payload(data: &str) -> Option<(u64, u64)> {
-    let mut parts = data.splitn(3, ' ');
+    let mut parts = data.strip_prefix('"').unwrap_or(data).splitn(3, ' ');
     let seq = parts.next()?.parse::<u64>().ok().filter(|s| *s < MAX_SEQ)?;
     let sent = parts.next()?.parse::<u64>().ok()?;
     Some((seq, sent))
@@ -545,6 +546,7 @@ mod tests {
         assert_eq!(p.len(), 64);
         assert!(p.starts_with("42 123456789 xxx"));
         assert_eq!(parse_payload(&p), Some((42, 123_456_789)));
+        assert_eq!(parse_payload(&format!("\"{p}\"")), Some((42, 123_456_789)));
         // A size below the header keeps the header whole.
         assert_eq!(payload(7, 9, 1), "7 9 ");
         for foreign in [
