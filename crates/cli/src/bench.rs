@@ -347,7 +347,7 @@ fn conns(args: ConnsArgs) -> anyhow::Result<ExitCode> {
             open_limit + hold + Duration::from_secs(60),
         )?;
         let processes = pools.len();
-        let (_, _) = wait_for(
+        wait_for(
             &pools,
             &bar,
             open_limit,

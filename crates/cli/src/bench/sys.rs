@@ -145,8 +145,9 @@ mod tests {
             .arg("5")
             .spawn()
             .expect("spawn sleep");
-        // The child's RSS is read from /proc, so the tree now holds two processes.
         assert_eq!(parent_pid(child.id()), Some(me));
+        let pids = tree(me).expect("this process exists");
+        assert!(pids.contains(&me) && pids.contains(&child.id()), "{pids:?}");
         let _ = child.kill();
         let _ = child.wait();
         assert!(cpu_tree_seconds(me).is_some_and(|s| s >= 0.0));
