@@ -526,6 +526,7 @@ struct FanoutReport {
     loss: u64,
     duplicates: u64,
     out_of_order: u64,
+    order_violations: u64,
     delivered_unacked: u64,
     foreign_events: u64,
     oversized_events: u64,
@@ -689,6 +690,7 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
             loss: (outcome.acked * report.opened).saturating_sub(delivered),
             duplicates: report.duplicates,
             out_of_order: report.out_of_order,
+            order_violations: report.order_violations,
             delivered_unacked: report.delivered_unacked,
             foreign_events: report.foreign,
             oversized_events: report.too_large,
@@ -732,12 +734,13 @@ fn print_fanout(r: &FanoutReport) {
         r.published, r.publish_errors, r.publishes_per_sec, r.in_flight
     );
     println!(
-        "  delivered     {} of {} expected: loss {}, duplicates {}, out of order {}{}",
+        "  delivered     {} of {} expected: loss {}, duplicates {}, out of order {} ({} reordered by the server){}",
         r.delivered,
         r.expected,
         r.loss,
         r.duplicates,
         r.out_of_order,
+        r.order_violations,
         if r.drained { "" } else { " (drain timed out)" }
     );
     if r.delivered_unacked + r.foreign_events + r.oversized_events > 0 {

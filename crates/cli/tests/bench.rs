@@ -27,6 +27,8 @@ enum Misbehave {
     /// Drops delivery (event i, subscriber j) when (7i + j) % 10 == 0; sends it twice when
     /// (7i + j) % 10 == 5.
     DropAndDuplicate,
+    /// Holds every even-numbered event back and sends it after the next one.
+    SwapPairs,
 }
 
 #[derive(Default)]
@@ -34,6 +36,8 @@ struct Stats {
     published: AtomicU64,
     dropped: AtomicU64,
     duplicated: AtomicU64,
+    swapped: AtomicU64,
+    held: Mutex<Option<Vec<u8>>>,
 }
 
 struct Server {
@@ -169,7 +173,25 @@ async fn connection(
             };
             let frame = format!("id: 1\ndata: {data}\n\n").into_bytes();
             let i = stats.published.fetch_add(1, Ordering::SeqCst);
-            {
+            if misbehave == Misbehave::SwapPairs {
+                let mut held = stats.held.lock().expect("lock");
+                let frames = match held.take() {
+                    None if i.is_multiple_of(2) => {
+                        *held = Some(frame);
+                        vec![]
+                    }
+                    None => vec![frame],
+                    Some(earlier) => {
+                        stats.swapped.fetch_add(1, Ordering::SeqCst);
+                        vec![frame, earlier]
+                    }
+                };
+                for f in frames {
+                    for sub in subs.lock().expect("lock").iter() {
+                        let _ = sub.send(f.clone());
+                    }
+                }
+            } else {
                 let subs = subs.lock().expect("lock");
                 for (j, sub) in subs.iter().enumerate() {
                     let pick = (7 * i + j as u64) % 10;
@@ -272,6 +294,7 @@ async fn fanout_counts_every_delivery_of_a_faithful_server_exactly() {
     assert_eq!(n(&r, "delivered"), published * 20);
     assert_eq!(n(&r, "loss"), 0);
     assert_eq!(n(&r, "duplicates"), 0);
+    assert_eq!(n(&r, "order_violations"), 0);
     // The server's own `data: welcome` event, once per subscriber, is not the harness's.
     assert_eq!(n(&r, "foreign_events"), 20);
     assert_eq!(r["drained"], true);
@@ -364,7 +387,76 @@ async fn fanout_reports_exactly_what_a_lossy_duplicating_server_did() {
     assert_eq!(n(&r, "duplicates"), duplicated);
     // One publish in flight and one ordered channel per subscriber: nothing arrives late.
     assert_eq!(n(&r, "out_of_order"), 0);
+    assert_eq!(n(&r, "order_violations"), 0);
     assert_eq!(r["drained"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_tells_a_reordering_server_from_racing_publishes() {
+    let server = start_server(Framing::Chunked, Misbehave::SwapPairs).await;
+    let sub = format!("{}/events", server.url);
+    let publ = format!("{}/publish", server.url);
+    let out = herald(&[
+        "bench",
+        "fanout",
+        "--sub-url",
+        &sub,
+        "--pub-url",
+        &publ,
+        "--subs",
+        "5",
+        "--rate",
+        "100",
+        "--secs",
+        "2",
+        "--drain-secs",
+        "5",
+        "--in-flight",
+        "1",
+        "--json",
+    ])
+    .await;
+    let r = report(&out);
+    let published = server.stats.published.load(Ordering::SeqCst);
+    let swapped = server.stats.swapped.load(Ordering::SeqCst);
+    // An even count of publishes leaves nothing held back; an odd one holds the last event.
+    let held = u64::from(server.stats.held.lock().expect("lock").is_some());
+    assert!(swapped > 0);
+    assert_eq!(n(&r, "published"), published);
+    assert_eq!(n(&r, "out_of_order"), swapped * 5, "{r:#}");
+    // One publish in flight: each held event was acknowledged before the next was sent.
+    assert_eq!(n(&r, "order_violations"), swapped * 5);
+    assert_eq!(n(&r, "loss"), held * 5);
+    assert_eq!(n(&r, "duplicates"), 0);
+
+    // Publishes racing each other (8 in flight) may arrive out of sequence, but a server that
+    // keeps its own order commits no violation.
+    let server = start_server(Framing::Chunked, Misbehave::None).await;
+    let sub = format!("{}/events", server.url);
+    let publ = format!("{}/publish", server.url);
+    let out = herald(&[
+        "bench",
+        "fanout",
+        "--sub-url",
+        &sub,
+        "--pub-url",
+        &publ,
+        "--subs",
+        "5",
+        "--rate",
+        "max",
+        "--max-events",
+        "2000",
+        "--secs",
+        "2",
+        "--drain-secs",
+        "30",
+        "--json",
+    ])
+    .await;
+    let r = report(&out);
+    assert_eq!(n(&r, "loss"), 0);
+    assert_eq!(n(&r, "order_violations"), 0, "{r:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

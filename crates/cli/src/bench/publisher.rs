@@ -87,6 +87,36 @@ pub(crate) struct PubCounters {
     pub(crate) late: AtomicU64,
 }
 
+/// The acknowledgement watermark: every sequence number below `below` is acknowledged. Each
+/// event carries the watermark at its send time, so a subscriber can tell a server that reorders
+/// events from publishes that merely raced each other (see [`super::subs::SeqTracker`]).
+#[derive(Debug, Default)]
+struct Watermark {
+    /// Published as an atomic so that a send reads it without taking the lock.
+    below: AtomicU64,
+    /// Acknowledged sequence numbers at or above `below`; a std mutex, held for a set update.
+    ahead: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+}
+
+impl Watermark {
+    fn ack(&self, seq: u64) {
+        let mut ahead = self
+            .ahead
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut below = self.below.load(Ordering::Relaxed);
+        if seq != below {
+            ahead.insert(seq);
+            return;
+        }
+        below += 1;
+        while ahead.remove(&below) {
+            below += 1;
+        }
+        self.below.store(below, Ordering::Relaxed);
+    }
+}
+
 struct WorkerOutcome {
     acked: Vec<u64>,
     errors: Vec<String>,
@@ -97,6 +127,7 @@ struct WorkerOutcome {
 pub(crate) async fn run(config: PubConfig, counters: Arc<PubCounters>) -> PubOutcome {
     let config = Arc::new(config);
     let next = Arc::new(AtomicU64::new(0));
+    let watermark = Arc::new(Watermark::default());
     let start = Instant::now();
     let start_mono = mono_ns();
     let mut workers = tokio::task::JoinSet::new();
@@ -105,6 +136,7 @@ pub(crate) async fn run(config: PubConfig, counters: Arc<PubCounters>) -> PubOut
             i,
             Arc::clone(&config),
             Arc::clone(&next),
+            Arc::clone(&watermark),
             Arc::clone(&counters),
             start,
         ));
@@ -155,6 +187,7 @@ async fn worker(
     index: usize,
     config: Arc<PubConfig>,
     next: Arc<AtomicU64>,
+    watermark: Arc<Watermark>,
     counters: Arc<PubCounters>,
     start: Instant,
 ) -> WorkerOutcome {
@@ -189,7 +222,8 @@ async fn worker(
             break;
         }
         let sent = mono_ns();
-        let data = payload(seq, sent, config.size);
+        let acked_below = watermark.below.load(Ordering::Relaxed);
+        let data = payload(seq, sent, acked_below, config.size);
         request.clear();
         let body_len = config.body_prefix.len() + data.len() + config.body_suffix.len();
         request.extend_from_slice(
@@ -219,6 +253,7 @@ async fn worker(
                 out.hist
                     .saturating_record((mono_ns().saturating_sub(sent) / 1000).max(1));
                 out.acked.push(seq);
+                watermark.ack(seq);
                 counters.acked.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {

@@ -41,23 +41,40 @@ const MAX_LATENCY_US: u64 = 60_000_000;
 /// Distinct error messages remembered per pool; more are counted under "other errors".
 const MAX_ERROR_KINDS: usize = 16;
 
-/// The data of a benchmark event: `"{seq} {send time in ns} "` padded with `x` to `size` bytes.
-/// Only ASCII letters, digits and spaces, so it can be pasted into a JSON string as is.
-pub(crate) fn payload(seq: u64, sent_ns: u64, size: usize) -> String {
-    let mut s = format!("{seq} {sent_ns} ");
+/// The data of a benchmark event: `"{seq} {send time in ns} {acked below} "` padded with `x` to
+/// `size` bytes, where every sequence number below `acked_below` was acknowledged before this
+/// event was sent. Only ASCII letters, digits and spaces, so it can be pasted into a JSON string.
+pub(crate) fn payload(seq: u64, sent_ns: u64, acked_below: u64, size: usize) -> String {
+    let mut s = format!("{seq} {sent_ns} {acked_below} ");
     if s.len() < size {
         s.extend(std::iter::repeat_n('x', size - s.len()));
     }
     s
 }
 
-/// Reads back what [`payload`] wrote: `(seq, sent_ns)`, or `None` for anything else. A server
-/// that forwards the JSON string of the publish with its quotes is understood too.
-pub(crate) fn parse_payload(data: &str) -> Option<(u64, u64)> {
-    let mut parts = data.strip_prefix('"').unwrap_or(data).splitn(3, ' ');
+/// What [`payload`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Payload {
+    /// The sequence number.
+    pub(crate) seq: u64,
+    /// The send time ([`mono_ns`]).
+    pub(crate) sent_ns: u64,
+    /// Every sequence number below this was acknowledged before the send.
+    pub(crate) acked_below: u64,
+}
+
+/// Reads back what [`payload`] wrote, or `None` for anything else. A server that forwards the
+/// JSON string of the publish with its quotes is understood too.
+pub(crate) fn parse_payload(data: &str) -> Option<Payload> {
+    let mut parts = data.strip_prefix('"').unwrap_or(data).splitn(4, ' ');
     let seq = parts.next()?.parse::<u64>().ok().filter(|s| *s < MAX_SEQ)?;
-    let sent = parts.next()?.parse::<u64>().ok()?;
-    Some((seq, sent))
+    let sent_ns = parts.next()?.parse::<u64>().ok()?;
+    let acked_below = parts.next()?.parse::<u64>().ok().filter(|a| *a <= seq)?;
+    Some(Payload {
+        seq,
+        sent_ns,
+        acked_below,
+    })
 }
 
 /// What one subscriber has seen of the sequence numbers, in memory proportional to the number of
@@ -161,6 +178,9 @@ pub(crate) struct GroupReport {
     pub(crate) duplicates: u64,
     /// Deliveries that came after a higher sequence number.
     pub(crate) out_of_order: u64,
+    /// Events that arrived after an event published once they were already acknowledged: the
+    /// server reordered them (publishes that raced each other do not count).
+    pub(crate) order_violations: u64,
     /// Events whose data is not a benchmark payload.
     pub(crate) foreign: u64,
     /// Events over the size limit, dropped by the parser.
@@ -181,6 +201,7 @@ impl GroupReport {
         self.delivered_unacked += other.delivered_unacked;
         self.duplicates += other.duplicates;
         self.out_of_order += other.out_of_order;
+        self.order_violations += other.order_violations;
         self.foreign += other.foreign;
         self.too_large += other.too_large;
         self.latency_us.extend(other.latency_us);
@@ -271,6 +292,9 @@ struct SubOutcome {
     tracker: SeqTracker,
     duplicates: u64,
     out_of_order: u64,
+    order_violations: u64,
+    /// The highest `acked_below` among the events received so far.
+    acked_below: u64,
     foreign: u64,
     too_large: u64,
 }
@@ -350,6 +374,7 @@ impl LocalPool {
             report.delivered_unacked += unacked;
             report.duplicates += out.duplicates;
             report.out_of_order += out.out_of_order;
+            report.order_violations += out.order_violations;
             report.foreign += out.foreign;
             report.too_large += out.too_large;
         }
@@ -463,7 +488,12 @@ fn handle(
             out.too_large += 1;
             continue;
         };
-        let Some((seq, sent)) = parse_payload(&event.data) else {
+        let Some(Payload {
+            seq,
+            sent_ns: sent,
+            acked_below,
+        }) = parse_payload(&event.data)
+        else {
             out.foreign += 1;
             continue;
         };
@@ -473,9 +503,14 @@ fn handle(
             Seen::Late => {
                 unique += 1;
                 out.out_of_order += 1;
+                // An event published after this one was acknowledged came first.
+                if seq < out.acked_below {
+                    out.order_violations += 1;
+                }
             }
             Seen::Duplicate => out.duplicates += 1,
         }
+        out.acked_below = out.acked_below.max(acked_below);
         // One lock per read, not per event.
         let h = hist.get_or_insert_with(|| {
             shared.hists[shard]
@@ -542,21 +577,28 @@ mod tests {
 
     #[test]
     fn payload_round_trips_and_is_padded() {
-        let p = payload(42, 123_456_789, 64);
+        let p = payload(42, 123_456_789, 40, 64);
         assert_eq!(p.len(), 64);
-        assert!(p.starts_with("42 123456789 xxx"));
-        assert_eq!(parse_payload(&p), Some((42, 123_456_789)));
-        assert_eq!(parse_payload(&format!("\"{p}\"")), Some((42, 123_456_789)));
+        assert!(p.starts_with("42 123456789 40 xxx"));
+        let expected = Some(Payload {
+            seq: 42,
+            sent_ns: 123_456_789,
+            acked_below: 40,
+        });
+        assert_eq!(parse_payload(&p), expected);
+        assert_eq!(parse_payload(&format!("\"{p}\"")), expected);
         // A size below the header keeps the header whole.
-        assert_eq!(payload(7, 9, 1), "7 9 ");
+        assert_eq!(payload(7, 9, 0, 1), "7 9 0 ");
         for foreign in [
             "",
             "hello",
             "1",
-            "x 2 ",
-            "-1 2 ",
-            "1 -2 ",
-            "1099511627776 5 ",
+            "1 2",
+            "x 2 0 ",
+            "-1 2 0 ",
+            "1 -2 0 ",
+            "1 2 3 ",
+            "1099511627776 5 0 ",
         ] {
             assert_eq!(parse_payload(foreign), None, "{foreign:?}");
         }
