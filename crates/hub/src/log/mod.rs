@@ -15,6 +15,13 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+mod clock;
+mod memory;
+#[cfg(test)]
+mod suite;
+
+pub use memory::MemoryLog;
+
 /// A boxed future, so that stores can be chosen at run time behind `Arc<dyn Log>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -188,9 +195,63 @@ pub trait Log: Send + Sync + 'static {
     fn close(&self) -> BoxFuture<'_, Result<(), LogError>>;
 }
 
+/// How many events a [`Log::tail`] receiver may fall behind before it lags (and gets
+/// `RecvError::Lagged`). The hub's broker is meant to be the one tail receiver, and it only moves
+/// events on to bounded per-topic rings, so it falls behind only while it is not scheduled: 4096
+/// covers a burst of several group commits on a loaded machine. Each slot is one `Arc`, so the
+/// channel costs 32 KiB at most, and a receiver that lags anyway loses nothing: it re-reads from
+/// [`Log::read_after`].
+pub const TAIL_CAPACITY: usize = 4096;
+
+/// The id for an event appended at `now` (Unix ms) after `last`: `now` if the clock moved on,
+/// else the next id after `last`, so that ids keep increasing when the clock stands still or
+/// goes backwards (NTP step, restored VM), as Redis Streams do.
+pub(crate) fn next_id(last: Option<EventId>, now: u64) -> EventId {
+    match last {
+        Some(last) if last.millis >= now => last.next(),
+        _ => EventId::new(now, 0),
+    }
+}
+
+/// The smallest id still young enough to keep at `now`, if there is an age bound: events with a
+/// smaller id are older than `max_age`. Age is read from the id's millis, the append time (or
+/// later, if the clock went backwards), as Redis `XTRIM MINID` does.
+pub(crate) fn age_cutoff(retention: &Retention, now: u64) -> Option<EventId> {
+    let max_age = retention.max_age?;
+    let max_age = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+    Some(EventId::new(now.saturating_sub(max_age), 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_id_follows_the_clock_and_never_goes_back() {
+        assert_eq!(next_id(None, 7), EventId::new(7, 0));
+        assert_eq!(next_id(Some(EventId::new(5, 9)), 7), EventId::new(7, 0));
+        assert_eq!(next_id(Some(EventId::new(7, 0)), 7), EventId::new(7, 1));
+        assert_eq!(next_id(Some(EventId::new(9, 4)), 7), EventId::new(9, 5));
+        assert_eq!(
+            next_id(Some(EventId::new(9, u64::MAX)), 7),
+            EventId::new(10, 0)
+        );
+    }
+
+    #[test]
+    fn age_cutoff_is_now_minus_max_age() {
+        let keep_all = Retention {
+            max_events: None,
+            max_age: None,
+        };
+        assert_eq!(age_cutoff(&keep_all, 10_000), None);
+        let second = Retention {
+            max_events: None,
+            max_age: Some(Duration::from_secs(1)),
+        };
+        assert_eq!(age_cutoff(&second, 10_000), Some(EventId::new(9_000, 0)));
+        assert_eq!(age_cutoff(&second, 10), Some(EventId::new(0, 0)));
+    }
 
     #[test]
     fn id_round_trips_and_orders() {
