@@ -57,7 +57,6 @@ fn patterns_select_topics() {
         hub.publish(t, t);
     }
     // A last event that every subscriber receives marks the end of what it should have got.
-    // A last event that every subscriber receives marks the end of what it should have got.
     hub.publish("chat", "end");
     hub.publish("news", "end");
     hub.publish("chat/dev", "end");
