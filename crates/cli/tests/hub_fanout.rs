@@ -86,7 +86,7 @@ fn multi_topic_order_is_the_log_order() {
         .into_iter()
         .map(|topic| {
             thread::spawn(move || {
-                let hub = HubRef(addr);
+                let hub = hub_support::Client(addr);
                 (0..per_thread).map(|i| hub.publish(topic, &format!("{topic} {i}"))).collect::<Vec<_>>()
             })
         })
@@ -100,26 +100,4 @@ fn multi_topic_order_is_the_log_order() {
     let got: Vec<EventId> = sub.take(published.len()).iter().map(|e| id(&e.last_event_id)).collect();
     assert!(got.windows(2).all(|w| w[0] < w[1]), "ids not strictly increasing");
     assert_eq!(got, published);
-}
-
-/// Publishing from threads without owning the process.
-struct HubRef(std::net::SocketAddr);
-
-impl HubRef {
-    fn publish(&self, topic: &str, data: &str) -> String {
-        use std::io::{Read, Write};
-        let body = serde_json::json!({ "topic": topic, "data": data }).to_string();
-        let mut s = std::net::TcpStream::connect(self.0).unwrap();
-        s.set_read_timeout(Some(hub_support::TIMEOUT)).unwrap();
-        write!(
-            s,
-            "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        hub_support::id_of(answer.split("\r\n\r\n").nth(1).unwrap())
-    }
 }

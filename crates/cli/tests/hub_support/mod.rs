@@ -260,7 +260,7 @@ impl Sub {
         Sub {
             stream,
             head: String::from_utf8(head).unwrap(),
-            parser: Parser::new(),
+            parser: Parser::new().with_last_event_id(last_event_id.unwrap_or_default()),
             events: VecDeque::new(),
             raw: Vec::new(),
             eof: false,
@@ -332,5 +332,26 @@ impl Sub {
 
     pub fn set_read_timeout(&self, t: Duration) {
         self.stream.set_read_timeout(Some(t)).unwrap();
+    }
+}
+
+/// Publishing from other threads without owning the process.
+pub struct Client(pub SocketAddr);
+
+impl Client {
+    /// Publishes `data` to `topic` and returns the assigned id.
+    pub fn publish(&self, topic: &str, data: &str) -> String {
+        let body = serde_json::json!({ "topic": topic, "data": data }).to_string();
+        let mut s = connect(self.0);
+        write!(
+            s,
+            "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        id_of(answer.split("\r\n\r\n").nth(1).expect("body"))
     }
 }
