@@ -16,10 +16,13 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 mod clock;
-mod memory;
+mod codec;
+pub mod embedded;
+pub mod memory;
 #[cfg(test)]
 mod suite;
 
+pub use embedded::EmbeddedLog;
 pub use memory::MemoryLog;
 
 /// A boxed future, so that stores can be chosen at run time behind `Arc<dyn Log>`.
