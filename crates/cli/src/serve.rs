@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use herald_hub::log::{Log, MemoryLog, NewEvent, Retention};
+use herald_hub::log::{EmbeddedLog, Log, MemoryLog, NewEvent, Retention};
 use herald_hub::{Hub, HubConfig};
 
 /// Which event store backs the hub.
@@ -118,21 +118,27 @@ fn init_tracing() {
         .try_init();
 }
 
-fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Log>> {
+async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Log>> {
     let retention = Retention {
         max_events: (args.retention_events > 0).then_some(args.retention_events),
         max_age: (!args.retention_age.is_zero()).then_some(args.retention_age),
     };
     Ok(match args.store {
         Store::Memory => Arc::new(MemoryLog::new(retention)),
-        Store::Embedded => anyhow::bail!(
-            "the embedded store is not available in this build yet; use --store memory"
-        ),
+        Store::Embedded => {
+            // Opening checks the whole file: blocking work, off the async workers.
+            let dir = args.data_dir.clone();
+            let log = tokio::task::spawn_blocking(move || EmbeddedLog::open(&dir, retention))
+                .await
+                .context("opening the embedded store")?
+                .with_context(|| format!("opening the embedded store in {}", args.data_dir.display()))?;
+            Arc::new(log)
+        }
     })
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let log = open_store(&args)?;
+    let log = open_store(&args).await?;
     let mut config = HubConfig::default();
     config.heartbeat = args.heartbeat;
     config.retry = args.retry;
