@@ -11,7 +11,10 @@ fn events_sends_headers_and_retry_first() {
     let mut sub = hub.subscribe("topic=chat", None);
     assert_eq!(sub.status(), 200);
     let head = sub.head.to_ascii_lowercase();
-    assert!(head.contains("content-type: text/event-stream\r\n"), "{head}");
+    assert!(
+        head.contains("content-type: text/event-stream\r\n"),
+        "{head}"
+    );
     assert!(head.contains("cache-control: no-cache\r\n"), "{head}");
     assert!(head.contains("x-accel-buffering: no\r\n"), "{head}");
     sub.wait_bytes(b"retry: 2500\n\n".len());
@@ -67,7 +70,10 @@ fn idempotency_key_stores_once() {
     let marker = hub.publish("t", "after");
     assert_eq!(sub.next().unwrap().data, "once");
     let ev = sub.next().unwrap();
-    assert_eq!((ev.data.as_str(), ev.last_event_id.as_str()), ("after", marker.as_str()));
+    assert_eq!(
+        (ev.data.as_str(), ev.last_event_id.as_str()),
+        ("after", marker.as_str())
+    );
     assert_eq!(hub.metric("herald_published_total"), 2);
 }
 
@@ -78,7 +84,11 @@ fn healthz_metrics_index_and_unknown_routes() {
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
     let (status, head, body) = hub.request_full("GET", "/metrics", &[], b"");
     assert_eq!(status, 200);
-    assert!(head.to_ascii_lowercase().contains("content-type: text/plain"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{head}"
+    );
     for name in [
         "herald_connections",
         "herald_subscriptions",
@@ -88,18 +98,33 @@ fn healthz_metrics_index_and_unknown_routes() {
         "herald_slow_clients_closed_total",
         "herald_bytes_out_total",
     ] {
-        assert!(body.contains(&format!("\n{name} ")), "{name} missing: {body}");
+        assert!(
+            body.contains(&format!("\n{name} ")),
+            "{name} missing: {body}"
+        );
     }
     let (status, head, body) = hub.request_full("GET", "/", &[], b"");
     assert_eq!(status, 200);
-    assert!(head.to_ascii_lowercase().contains("content-type: text/html"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{head}"
+    );
     assert!(body.contains("<title>"), "{body}");
 
     let (status, head, body) = hub.request_full("GET", "/nope", &[], b"");
     assert_eq!(status, 404);
-    assert!(head.to_ascii_lowercase().contains("content-type: application/json"));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json")
+    );
     assert_eq!(error_of(&body), "no such route");
-    for (method, path) in [("GET", "/publish"), ("DELETE", "/publish"), ("POST", "/events"), ("PUT", "/healthz")] {
+    for (method, path) in [
+        ("GET", "/publish"),
+        ("DELETE", "/publish"),
+        ("POST", "/events"),
+        ("PUT", "/healthz"),
+    ] {
         let (status, body) = hub.request(method, path, &[], b"");
         assert_eq!(status, 405, "{method} {path}");
         assert_eq!(error_of(&body), "method not allowed");
@@ -114,40 +139,178 @@ fn bad_publishes_are_refused_and_change_nothing() {
     let mut sub = hub.subscribe("topic=t&topic=t/**", None);
     let json = ("Content-Type", "application/json");
     let form = ("Content-Type", "application/x-www-form-urlencoded");
-    let cases: Vec<(&str, (&str, &str), Vec<u8>, u16, &str)> = vec![
-        ("invalid JSON", json, b"{\"topic\":".to_vec(), 400, "invalid JSON"),
-        ("JSON not an object", json, b"[1,2]".to_vec(), 400, "invalid JSON"),
-        ("wrong field type", json, br#"{"topic":7}"#.to_vec(), 400, "invalid JSON"),
-        ("missing topic", json, br#"{"data":"x"}"#.to_vec(), 400, "missing \"topic\""),
-        ("empty topic", json, br#"{"topic":"","data":"x"}"#.to_vec(), 400, "invalid topic"),
-        ("wildcard topic", json, br#"{"topic":"t/*","data":"x"}"#.to_vec(), 400, "invalid topic"),
-        ("bad topic char", json, br#"{"topic":"t x","data":"x"}"#.to_vec(), 400, "invalid topic"),
-        ("LF in event", json, br#"{"topic":"t","event":"a\nid: 1","data":"x"}"#.to_vec(), 400, "invalid event type"),
-        ("CR in event", json, br#"{"topic":"t","event":"a\rb","data":"x"}"#.to_vec(), 400, "invalid event type"),
-        ("LF in id", json, br#"{"topic":"t","id":"k\nevent: x","data":"x"}"#.to_vec(), 400, "invalid id"),
-        ("CR in id", json, br#"{"topic":"t","id":"k\r","data":"x"}"#.to_vec(), 400, "invalid id"),
-        ("reserved type", json, br#"{"topic":"t","event":"herald.reset","data":"x"}"#.to_vec(), 400, "reserved"),
-        ("invalid UTF-8 JSON", json, b"{\"topic\":\"t\",\"data\":\"\xff\xfe\"}".to_vec(), 400, "not valid UTF-8"),
-        ("invalid UTF-8 form", form, b"topic=t&data=%FF%FE".to_vec(), 400, "not valid UTF-8"),
-        ("bad escape form", form, b"topic=t&data=%G1".to_vec(), 400, "percent-escape"),
-        ("CR/LF in form event", form, b"topic=t&event=a%0D%0Ab&data=x".to_vec(), 400, "invalid event type"),
-        ("missing topic form", form, b"data=x".to_vec(), 400, "missing \"topic\""),
-        ("bad retry form", form, b"topic=t&retry=soon".to_vec(), 400, "retry"),
-        ("oversized body", json, format!(r#"{{"topic":"t","data":"{}"}}"#, "x".repeat(2000)).into_bytes(), 413, "larger than 1000 bytes"),
-        ("no content type", ("X-Nothing", "1"), br#"{"topic":"t"}"#.to_vec(), 415, "content type"),
-        ("text/plain", ("Content-Type", "text/plain"), b"hello".to_vec(), 415, "content type"),
+    // (what, header, body, status, part of the error message)
+    type Case<'a> = (&'a str, (&'a str, &'a str), Vec<u8>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "invalid JSON",
+            json,
+            b"{\"topic\":".to_vec(),
+            400,
+            "invalid JSON",
+        ),
+        (
+            "JSON not an object",
+            json,
+            b"[1,2]".to_vec(),
+            400,
+            "invalid JSON",
+        ),
+        (
+            "wrong field type",
+            json,
+            br#"{"topic":7}"#.to_vec(),
+            400,
+            "invalid JSON",
+        ),
+        (
+            "missing topic",
+            json,
+            br#"{"data":"x"}"#.to_vec(),
+            400,
+            "missing \"topic\"",
+        ),
+        (
+            "empty topic",
+            json,
+            br#"{"topic":"","data":"x"}"#.to_vec(),
+            400,
+            "invalid topic",
+        ),
+        (
+            "wildcard topic",
+            json,
+            br#"{"topic":"t/*","data":"x"}"#.to_vec(),
+            400,
+            "invalid topic",
+        ),
+        (
+            "bad topic char",
+            json,
+            br#"{"topic":"t x","data":"x"}"#.to_vec(),
+            400,
+            "invalid topic",
+        ),
+        (
+            "LF in event",
+            json,
+            br#"{"topic":"t","event":"a\nid: 1","data":"x"}"#.to_vec(),
+            400,
+            "invalid event type",
+        ),
+        (
+            "CR in event",
+            json,
+            br#"{"topic":"t","event":"a\rb","data":"x"}"#.to_vec(),
+            400,
+            "invalid event type",
+        ),
+        (
+            "LF in id",
+            json,
+            br#"{"topic":"t","id":"k\nevent: x","data":"x"}"#.to_vec(),
+            400,
+            "invalid id",
+        ),
+        (
+            "CR in id",
+            json,
+            br#"{"topic":"t","id":"k\r","data":"x"}"#.to_vec(),
+            400,
+            "invalid id",
+        ),
+        (
+            "reserved type",
+            json,
+            br#"{"topic":"t","event":"herald.reset","data":"x"}"#.to_vec(),
+            400,
+            "reserved",
+        ),
+        (
+            "invalid UTF-8 JSON",
+            json,
+            b"{\"topic\":\"t\",\"data\":\"\xff\xfe\"}".to_vec(),
+            400,
+            "not valid UTF-8",
+        ),
+        (
+            "invalid UTF-8 form",
+            form,
+            b"topic=t&data=%FF%FE".to_vec(),
+            400,
+            "not valid UTF-8",
+        ),
+        (
+            "bad escape form",
+            form,
+            b"topic=t&data=%G1".to_vec(),
+            400,
+            "percent-escape",
+        ),
+        (
+            "CR/LF in form event",
+            form,
+            b"topic=t&event=a%0D%0Ab&data=x".to_vec(),
+            400,
+            "invalid event type",
+        ),
+        (
+            "missing topic form",
+            form,
+            b"data=x".to_vec(),
+            400,
+            "missing \"topic\"",
+        ),
+        (
+            "bad retry form",
+            form,
+            b"topic=t&retry=soon".to_vec(),
+            400,
+            "retry",
+        ),
+        (
+            "oversized body",
+            json,
+            format!(r#"{{"topic":"t","data":"{}"}}"#, "x".repeat(2000)).into_bytes(),
+            413,
+            "larger than 1000 bytes",
+        ),
+        (
+            "no content type",
+            ("X-Nothing", "1"),
+            br#"{"topic":"t"}"#.to_vec(),
+            415,
+            "content type",
+        ),
+        (
+            "text/plain",
+            ("Content-Type", "text/plain"),
+            b"hello".to_vec(),
+            415,
+            "content type",
+        ),
     ];
     for (what, header, body, status, message) in cases {
         let (got, head, answer) = hub.request_full("POST", "/publish", &[header], &body);
         assert_eq!(got, status, "{what}: {answer}");
-        assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{what}: {head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{what}: {head}"
+        );
         let error = error_of(&answer);
-        assert!(error.contains(message), "{what}: {error:?} lacks {message:?}");
+        assert!(
+            error.contains(message),
+            "{what}: {error:?} lacks {message:?}"
+        );
     }
     assert_eq!(hub.metric("herald_published_total"), 0);
     let id = hub.publish("t", "valid");
     let ev = sub.next().unwrap();
-    assert_eq!((ev.data.as_str(), ev.last_event_id.as_str()), ("valid", id.as_str()));
+    assert_eq!(
+        (ev.data.as_str(), ev.last_event_id.as_str()),
+        ("valid", id.as_str())
+    );
 }
 
 #[test]
@@ -161,18 +324,32 @@ fn bad_subscriptions_are_refused() {
         ("/events?topic=**/a", None, "invalid topic pattern"),
         ("/events?topic=a&topic=b&topic=c", None, "at most 2 topics"),
         ("/events?topic=%ZZ", None, "percent-escape"),
-        ("/events?topic=a&lastEventId=banana", None, "malformed Last-Event-ID"),
+        (
+            "/events?topic=a&lastEventId=banana",
+            None,
+            "malformed Last-Event-ID",
+        ),
         ("/events?topic=a", Some("12"), "malformed Last-Event-ID"),
         ("/events?topic=a", Some("1-2-3"), "malformed Last-Event-ID"),
-        ("/events?topic=a", Some("99999999999999999999999-0"), "malformed Last-Event-ID"),
+        (
+            "/events?topic=a",
+            Some("99999999999999999999999-0"),
+            "malformed Last-Event-ID",
+        ),
     ];
     for (path, id, message) in cases {
         let headers: Vec<(&str, &str)> = id.map(|id| ("Last-Event-ID", id)).into_iter().collect();
         let (status, head, body) = hub.request_full("GET", path, &headers, b"");
         assert_eq!(status, 400, "{path} {id:?}: {body}");
-        assert!(head.to_ascii_lowercase().contains("content-type: application/json"));
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json")
+        );
         let error = error_of(&body);
-        assert!(error.contains(message), "{path}: {error:?} lacks {message:?}");
+        assert!(
+            error.contains(message),
+            "{path}: {error:?} lacks {message:?}"
+        );
     }
     assert_eq!(hub.metric("herald_subscriptions"), 0);
 }
@@ -193,9 +370,20 @@ fn static_dir_replaces_the_demo_page() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "<p>mine</p>").unwrap();
     std::fs::write(dir.path().join("app.js"), "let x = 1;").unwrap();
-    let hub = Hub::start(&["--store", "memory", "--static", dir.path().to_str().unwrap()]);
-    assert_eq!(hub.request("GET", "/", &[], b""), (200, "<p>mine</p>".into()));
-    assert_eq!(hub.request("GET", "/app.js", &[], b""), (200, "let x = 1;".into()));
+    let hub = Hub::start(&[
+        "--store",
+        "memory",
+        "--static",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        hub.request("GET", "/", &[], b""),
+        (200, "<p>mine</p>".into())
+    );
+    assert_eq!(
+        hub.request("GET", "/app.js", &[], b""),
+        (200, "let x = 1;".into())
+    );
     let (status, body) = hub.request("GET", "/missing.js", &[], b"");
     assert_eq!((status, error_of(&body).as_str()), (404, "no such route"));
     let (status, _) = hub.request("GET", "/healthz", &[], b"");

@@ -16,7 +16,11 @@ use herald_hub::log::EventId;
 use hub_support::{Hub, TIMEOUT};
 
 /// Publishes until the hub dies; returns the (id, data) of every acknowledged publish.
-fn publish_until_error(addr: SocketAddr, name: usize, acked: Arc<AtomicUsize>) -> Vec<(EventId, String)> {
+fn publish_until_error(
+    addr: SocketAddr,
+    name: usize,
+    acked: Arc<AtomicUsize>,
+) -> Vec<(EventId, String)> {
     let mut out = Vec::new();
     let deadline = Instant::now() + TIMEOUT;
     for i in 0.. {
@@ -25,7 +29,9 @@ fn publish_until_error(addr: SocketAddr, name: usize, acked: Arc<AtomicUsize>) -
         }
         let data = format!("p{name}-{i}");
         let body = serde_json::json!({ "topic": "jobs/run", "data": data }).to_string();
-        let Ok(mut s) = std::net::TcpStream::connect(addr) else { break };
+        let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+            break;
+        };
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
         let request = format!(
             "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -71,8 +77,10 @@ fn kill_9_while_publishing_loses_no_acknowledged_event() {
     hub.child.kill().unwrap(); // SIGKILL
     hub.child.wait().unwrap();
 
-    let mut acked: Vec<(EventId, String)> =
-        publishers.into_iter().flat_map(|p| p.join().unwrap()).collect();
+    let mut acked: Vec<(EventId, String)> = publishers
+        .into_iter()
+        .flat_map(|p| p.join().unwrap())
+        .collect();
     acked.sort();
     assert!(acked.len() >= 300);
     let before_crash = reader.join().unwrap();
@@ -86,7 +94,10 @@ fn kill_9_while_publishing_loses_no_acknowledged_event() {
     check_exactly_once_in_order(&acked, &replayed);
 
     // 2. The live subscriber, resuming from the last id it saw before the crash.
-    let last = before_crash.last().map(|e| e.last_event_id.clone()).unwrap_or("0-0".into());
+    let last = before_crash
+        .last()
+        .map(|e| e.last_event_id.clone())
+        .unwrap_or("0-0".into());
     let mut resumed = hub.subscribe("topic=jobs/*", Some(&last));
     let mut joined = before_crash;
     joined.extend(read_until(&mut resumed, &end));
@@ -107,12 +118,28 @@ fn read_until(sub: &mut hub_support::Sub, end: &str) -> Vec<herald_wire::Message
 /// Every acknowledged event is received once with its data; ids strictly increase. Events whose
 /// publish was cut by the kill may be there too (stored but not acknowledged).
 fn check_exactly_once_in_order(acked: &[(EventId, String)], got: &[herald_wire::MessageEvent]) {
-    let ids: Vec<EventId> = got.iter().map(|e| e.last_event_id.parse().unwrap()).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "not strictly increasing (a duplicate or reorder)");
-    let received: HashMap<EventId, &str> =
-        ids.iter().copied().zip(got.iter().map(|e| e.data.as_str())).collect();
+    let ids: Vec<EventId> = got
+        .iter()
+        .map(|e| e.last_event_id.parse().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "not strictly increasing (a duplicate or reorder)"
+    );
+    let received: HashMap<EventId, &str> = ids
+        .iter()
+        .copied()
+        .zip(got.iter().map(|e| e.data.as_str()))
+        .collect();
     for (id, data) in acked {
-        assert_eq!(received.get(id).copied(), Some(data.as_str()), "acknowledged event {id} lost");
+        assert_eq!(
+            received.get(id).copied(),
+            Some(data.as_str()),
+            "acknowledged event {id} lost"
+        );
     }
-    assert!(got.len() <= acked.len() + 4, "more events than publishes in flight can explain");
+    assert!(
+        got.len() <= acked.len() + 4,
+        "more events than publishes in flight can explain"
+    );
 }

@@ -17,12 +17,18 @@ fn two_hundred_subscribers_get_every_event_in_order() {
     let hub = Hub::start(&["--store", "memory"]);
     let mut subs: Vec<Sub> = (0..200)
         .map(|i| {
-            let query = if i % 2 == 0 { "topic=room/1" } else { "topic=room/*&topic=other" };
+            let query = if i % 2 == 0 {
+                "topic=room/1"
+            } else {
+                "topic=room/*&topic=other"
+            };
             hub.subscribe(query, None)
         })
         .collect();
     assert_eq!(hub.metric("herald_subscriptions"), 200);
-    let ids: Vec<String> = (0..20).map(|i| hub.publish("room/1", &format!("event {i}"))).collect();
+    let ids: Vec<String> = (0..20)
+        .map(|i| hub.publish("room/1", &format!("event {i}")))
+        .collect();
     let handles: Vec<_> = subs
         .drain(..)
         .map(|mut sub| thread::spawn(move || sub.take(20)))
@@ -42,15 +48,28 @@ fn two_hundred_subscribers_get_every_event_in_order() {
 #[test]
 fn patterns_select_topics() {
     let hub = Hub::start(&["--store", "memory"]);
-    let topics = ["chat", "chat/lobby", "chat/dev", "chat/dev/rust", "demo/time", "news"];
+    let topics = [
+        "chat",
+        "chat/lobby",
+        "chat/dev",
+        "chat/dev/rust",
+        "demo/time",
+        "news",
+    ];
     let cases: [(&str, &[&str]); 6] = [
         ("topic=chat", &["chat"]),
         ("topic=chat/*", &["chat/lobby", "chat/dev"]),
-        ("topic=chat/**", &["chat/lobby", "chat/dev", "chat/dev/rust"]),
+        (
+            "topic=chat/**",
+            &["chat/lobby", "chat/dev", "chat/dev/rust"],
+        ),
         ("topic=*/time&topic=news", &["demo/time", "news"]),
         ("topic=**", &topics),
         // Overlapping patterns deliver each event once.
-        ("topic=chat/dev&topic=chat/*&topic=chat/**", &["chat/lobby", "chat/dev", "chat/dev/rust"]),
+        (
+            "topic=chat/dev&topic=chat/*&topic=chat/**",
+            &["chat/lobby", "chat/dev", "chat/dev/rust"],
+        ),
     ];
     let mut subs: Vec<Sub> = cases.iter().map(|(q, _)| hub.subscribe(q, None)).collect();
     for t in topics {
@@ -87,7 +106,9 @@ fn multi_topic_order_is_the_log_order() {
         .map(|topic| {
             thread::spawn(move || {
                 let hub = hub_support::Client(addr);
-                (0..per_thread).map(|i| hub.publish(topic, &format!("{topic} {i}"))).collect::<Vec<_>>()
+                (0..per_thread)
+                    .map(|i| hub.publish(topic, &format!("{topic} {i}")))
+                    .collect::<Vec<_>>()
             })
         })
         .collect();
@@ -97,7 +118,14 @@ fn multi_topic_order_is_the_log_order() {
         .map(|s| id(&s))
         .collect();
     published.sort();
-    let got: Vec<EventId> = sub.take(published.len()).iter().map(|e| id(&e.last_event_id)).collect();
-    assert!(got.windows(2).all(|w| w[0] < w[1]), "ids not strictly increasing");
+    let got: Vec<EventId> = sub
+        .take(published.len())
+        .iter()
+        .map(|e| id(&e.last_event_id))
+        .collect();
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "ids not strictly increasing"
+    );
     assert_eq!(got, published);
 }

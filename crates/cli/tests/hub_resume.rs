@@ -12,7 +12,9 @@ use hub_support::Hub;
 fn resume_after_a_drop_by_header_and_by_query_parameter() {
     let hub = Hub::start(&["--store", "memory"]);
     let mut sub = hub.subscribe("topic=chat/*", None);
-    let first: Vec<String> = (0..3).map(|i| hub.publish("chat/a", &format!("a{i}"))).collect();
+    let first: Vec<String> = (0..3)
+        .map(|i| hub.publish("chat/a", &format!("a{i}")))
+        .collect();
     let seen = sub.take(3);
     assert_eq!(seen[2].last_event_id, first[2]);
     drop(sub); // the client drops
@@ -37,7 +39,10 @@ fn resume_after_a_drop_by_header_and_by_query_parameter() {
         // Then live.
         let live = hub.publish("chat/c", "live");
         let ev = resumed.next().unwrap();
-        assert_eq!((ev.data.as_str(), ev.last_event_id.as_str()), ("live", live.as_str()));
+        assert_eq!(
+            (ev.data.as_str(), ev.last_event_id.as_str()),
+            ("live", live.as_str())
+        );
         missed.push(live); // the next resume from `last` replays it too
     }
 }
@@ -51,7 +56,9 @@ fn resume_during_publishing_has_no_gap_and_no_duplicate() {
     let addr = hub.addr;
     let publisher = thread::spawn(move || {
         let hub = hub_support::Client(addr);
-        (0..total).map(|i| hub.publish("t", &i.to_string())).collect::<Vec<_>>()
+        (0..total)
+            .map(|i| hub.publish("t", &i.to_string()))
+            .collect::<Vec<_>>()
     });
     let first = hub.subscribe("topic=t", None).take(1).remove(0);
     let mut resumers = Vec::new();
@@ -84,7 +91,9 @@ fn resume_during_publishing_has_no_gap_and_no_duplicate() {
 #[test]
 fn resume_past_retention_sends_herald_reset_then_the_oldest_retained() {
     let hub = Hub::start(&["--store", "memory", "--retention-events", "5"]);
-    let ids: Vec<String> = (0..10).map(|i| hub.publish("t", &format!("e{i}"))).collect();
+    let ids: Vec<String> = (0..10)
+        .map(|i| hub.publish("t", &format!("e{i}")))
+        .collect();
     let mut sub = hub.subscribe("topic=t", Some(&ids[0]));
     let reset = sub.next().unwrap();
     assert_eq!(reset.event_type, "herald.reset");
@@ -105,7 +114,10 @@ fn resume_past_retention_sends_herald_reset_then_the_oldest_retained() {
     // A resume within retention gets no reset.
     let mut sub = hub.subscribe("topic=t", Some(&ids[7]));
     let ev = sub.next().unwrap();
-    assert_eq!((ev.event_type.as_str(), ev.last_event_id.as_str()), ("message", ids[8].as_str()));
+    assert_eq!(
+        (ev.event_type.as_str(), ev.last_event_id.as_str()),
+        ("message", ids[8].as_str())
+    );
 }
 
 /// A subscriber that does not read while much is published falls behind its small live queue;
@@ -132,13 +144,24 @@ fn lagging_subscriber_catches_up_from_the_log() {
         p.join().unwrap();
     }
     let got = sub.take(total);
-    let mut ids: Vec<herald_hub::log::EventId> =
-        got.iter().map(|e| e.last_event_id.parse().unwrap()).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids not strictly increasing");
+    let mut ids: Vec<herald_hub::log::EventId> = got
+        .iter()
+        .map(|e| e.last_event_id.parse().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids not strictly increasing"
+    );
     ids.dedup();
     assert_eq!(ids.len(), total);
-    assert!(hub.metric("herald_lagged_catchups_total") > 0, "the subscriber never lagged");
+    assert!(
+        hub.metric("herald_lagged_catchups_total") > 0,
+        "the subscriber never lagged"
+    );
     let end = hub.publish("bulk", "end");
     let ev = sub.next().unwrap();
-    assert_eq!((ev.data.as_str(), ev.last_event_id.as_str()), ("end", end.as_str()));
+    assert_eq!(
+        (ev.data.as_str(), ev.last_event_id.as_str()),
+        ("end", end.as_str())
+    );
 }

@@ -3,7 +3,6 @@
 
 mod hub_support;
 
-
 use hub_support::{Hub, TIMEOUT};
 
 fn shutdown_ends_streams(signal: &str) {
@@ -57,7 +56,10 @@ fn shutdown_retry_is_jittered() {
         .collect();
     values.sort();
     values.dedup();
-    assert!(values.len() > 1, "every stream got the same retry: {values:?}");
+    assert!(
+        values.len() > 1,
+        "every stream got the same retry: {values:?}"
+    );
 }
 
 /// A connection in the middle of nothing (idle keep-alive, or a request head never finished)
@@ -67,7 +69,8 @@ fn idle_connections_do_not_hang_shutdown() {
     use std::io::Write;
     let mut hub = Hub::start(&["--store", "memory", "--drain-timeout", "2s"]);
     let mut half = std::net::TcpStream::connect(hub.addr).unwrap();
-    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap(); // never finished
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap(); // never finished
     let _idle = std::net::TcpStream::connect(hub.addr).unwrap();
     hub.wait_metric("herald_connections", |n| n >= 2);
     hub.signal("TERM");

@@ -29,7 +29,9 @@ fn stalled_subscriber_is_bounded_closed_and_harmless() {
     let addr = hub.addr;
     let publisher = thread::spawn(move || {
         let client = Client(addr);
-        (0..total).map(|i| client.publish("feed", &format!("{i} {payload}"))).collect::<Vec<_>>()
+        (0..total)
+            .map(|i| client.publish("feed", &format!("{i} {payload}")))
+            .collect::<Vec<_>>()
     });
     // The healthy subscriber keeps up with everything while the other is stalled.
     let got = healthy.take(total);
@@ -52,5 +54,8 @@ fn stalled_subscriber_is_bounded_closed_and_harmless() {
     // The healthy stream is still live.
     let id = hub.publish("feed", "still here");
     let ev = healthy.next().unwrap();
-    assert_eq!((ev.data.as_str(), ev.last_event_id.as_str()), ("still here", id.as_str()));
+    assert_eq!(
+        (ev.data.as_str(), ev.last_event_id.as_str()),
+        ("still here", id.as_str())
+    );
 }

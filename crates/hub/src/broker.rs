@@ -117,11 +117,7 @@ impl Mailbox {
     fn heartbeat(&self, max: usize) {
         let mut s = self.lock();
         let idle = std::mem::replace(&mut s.idle, true);
-        if idle
-            && s.queue.is_empty()
-            && !s.lagged
-            && s.closing.is_none()
-            && HEARTBEAT.len() <= max
+        if idle && s.queue.is_empty() && !s.lagged && s.closing.is_none() && HEARTBEAT.len() <= max
         {
             s.queued_bytes += HEARTBEAT.len();
             s.queue.push_back(Frame {
@@ -310,7 +306,8 @@ impl Broker {
 /// Encodes a stored event as its `text/event-stream` frame, with the log id as `id:`.
 pub(crate) fn encode(event: &StoredEvent) -> Bytes {
     fn frame(event: &StoredEvent, with_type: bool) -> Result<Bytes, herald_wire::EncodeError> {
-        let mut frame = herald_wire::Event::new(event.data.clone()).with_id(event.id.to_string())?;
+        let mut frame =
+            herald_wire::Event::new(event.data.clone()).with_id(event.id.to_string())?;
         if let (true, Some(t)) = (with_type, &event.event_type) {
             frame = frame.with_type(t.clone())?;
         }
@@ -359,5 +356,128 @@ pub(crate) async fn run(
             _ = ticker.tick() => broker.heartbeat(),
             () = broker.stop.notified() => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: u64, topic: &str, data: &str) -> StoredEvent {
+        StoredEvent {
+            id: EventId::new(id, 0),
+            topic: topic.into(),
+            event_type: None,
+            data: data.into(),
+            retry: None,
+            private: false,
+        }
+    }
+
+    fn patterns(p: &[&str]) -> Vec<TopicPattern> {
+        p.iter()
+            .map(|p| TopicPattern::try_new(p).unwrap())
+            .collect()
+    }
+
+    fn send(broker: &Broker, e: &StoredEvent) {
+        broker.dispatch(e, &encode(e));
+    }
+
+    fn pop_id(sub: &Subscription) -> Option<u64> {
+        match sub.mailbox.pop() {
+            Pop::Frame(f) => f.id.map(|id| id.millis),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn encodes_once_with_log_id_and_type() {
+        let mut e = event(5, "t", "a\nb");
+        e.event_type = Some("chat".into());
+        e.retry = Some(10);
+        assert_eq!(
+            &encode(&e)[..],
+            b"id: 5-0\nevent: chat\nretry: 10\ndata: a\ndata: b\n\n"
+        );
+    }
+
+    #[test]
+    fn routes_by_topic_and_pattern_once_each_in_order() {
+        let broker = Broker::new(1 << 20);
+        let exact = broker.subscribe(patterns(&["a"]));
+        let both = broker.subscribe(patterns(&["a", "*", "b/**"]));
+        let other = broker.subscribe(patterns(&["c"]));
+        send(&broker, &event(1, "a", "x"));
+        send(&broker, &event(2, "b/c/d", "x"));
+        send(&broker, &event(3, "a", "x"));
+        assert_eq!((pop_id(&exact), pop_id(&exact)), (Some(1), Some(3)));
+        assert_eq!(
+            (pop_id(&both), pop_id(&both), pop_id(&both)),
+            (Some(1), Some(2), Some(3))
+        );
+        assert!(matches!(exact.mailbox.pop(), Pop::Empty));
+        assert!(matches!(both.mailbox.pop(), Pop::Empty));
+        assert!(matches!(other.mailbox.pop(), Pop::Empty));
+    }
+
+    #[test]
+    fn overflow_frees_the_queue_and_marks_lag_once() {
+        let one = encode(&event(1, "a", "x")).len();
+        let broker = Broker::new(one * 2);
+        let sub = broker.subscribe(patterns(&["a"]));
+        for id in 1..=5 {
+            send(&broker, &event(id, "a", "x"));
+        }
+        // The third push overflowed: the queue was dropped, later pushes are ignored.
+        assert!(matches!(sub.mailbox.pop(), Pop::Lagged));
+        assert_eq!(sub.mailbox.lock().queue.capacity(), 0);
+        assert!(matches!(sub.mailbox.pop(), Pop::Empty));
+        // Taking the mark re-enables the live path.
+        send(&broker, &event(6, "a", "x"));
+        assert_eq!(pop_id(&sub), Some(6));
+    }
+
+    #[test]
+    fn heartbeat_only_on_idle_streams() {
+        let broker = Broker::new(1 << 20);
+        let busy = broker.subscribe(patterns(&["a"]));
+        let idle = broker.subscribe(patterns(&["b"]));
+        broker.heartbeat(); // first tick: both count as active since subscribing
+        send(&broker, &event(1, "a", "x"));
+        assert_eq!(pop_id(&busy), Some(1));
+        broker.heartbeat();
+        assert!(matches!(busy.mailbox.pop(), Pop::Empty));
+        match idle.mailbox.pop() {
+            Pop::Frame(f) => assert_eq!((f.id, &f.bytes[..]), (None, &b":\n\n"[..])),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn close_ends_current_and_later_streams() {
+        let broker = Broker::new(1 << 20);
+        let sub = broker.subscribe(patterns(&["a"]));
+        send(&broker, &event(1, "a", "x"));
+        broker.close(1000, 0);
+        for s in [&sub, &broker.subscribe(patterns(&["a"]))] {
+            match s.mailbox.pop() {
+                Pop::Closing(b) => assert_eq!(&b[..], b"retry: 1000\n\n"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unsubscribe_forgets() {
+        let broker = Broker::new(1 << 20);
+        let a = broker.subscribe(patterns(&["a", "x/*"]));
+        let b = broker.subscribe(patterns(&["a"]));
+        assert_eq!(broker.len(), 2);
+        broker.unsubscribe(&a);
+        broker.unsubscribe(&b);
+        assert_eq!(broker.len(), 0);
+        let reg = broker.lock();
+        assert!(reg.exact.is_empty() && reg.wild.is_empty());
     }
 }

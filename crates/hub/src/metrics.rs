@@ -36,10 +36,30 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let rows: [(&str, &str, &str, &AtomicU64); 7] = [
-            ("herald_connections", "gauge", "Open HTTP connections.", &self.connections),
-            ("herald_subscriptions", "gauge", "Open SSE streams.", &self.subscriptions),
-            ("herald_published_total", "counter", "Events stored by publish.", &self.published),
-            ("herald_delivered_total", "counter", "Event frames handed to subscribers.", &self.delivered),
+            (
+                "herald_connections",
+                "gauge",
+                "Open HTTP connections.",
+                &self.connections,
+            ),
+            (
+                "herald_subscriptions",
+                "gauge",
+                "Open SSE streams.",
+                &self.subscriptions,
+            ),
+            (
+                "herald_published_total",
+                "counter",
+                "Events stored by publish.",
+                &self.published,
+            ),
+            (
+                "herald_delivered_total",
+                "counter",
+                "Event frames handed to subscribers.",
+                &self.delivered,
+            ),
             (
                 "herald_lagged_catchups_total",
                 "counter",
@@ -52,7 +72,12 @@ impl Metrics {
                 "Connections closed because the client stopped reading.",
                 &self.slow_clients_closed,
             ),
-            ("herald_bytes_out_total", "counter", "Bytes of SSE frames sent.", &self.bytes_out),
+            (
+                "herald_bytes_out_total",
+                "counter",
+                "Bytes of SSE frames sent.",
+                &self.bytes_out,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, kind, help, value) in rows {

@@ -170,10 +170,16 @@ mod tests {
                 idempotency_key: Some("k1".into()),
             }
         );
-        assert_eq!(json(r#"{"topic":"t","data":{"a":[1,2]}}"#).unwrap().data, r#"{"a":[1,2]}"#);
+        assert_eq!(
+            json(r#"{"topic":"t","data":{"a":[1,2]}}"#).unwrap().data,
+            r#"{"a":[1,2]}"#
+        );
         assert_eq!(json(r#"{"topic":"t","data":42}"#).unwrap().data, "42");
         assert_eq!(json(r#"{"topic":"t"}"#).unwrap().data, "");
-        assert_eq!(json(r#"{"topic":"t","event":""}"#).unwrap().event_type, None);
+        assert_eq!(
+            json(r#"{"topic":"t","event":""}"#).unwrap().event_type,
+            None
+        );
     }
 
     #[test]
@@ -210,16 +216,31 @@ mod tests {
             let err = json(body).unwrap_err();
             assert_eq!(err.status(), 400, "{body}: {err}");
         }
-        let err = parse(&headers("application/json"), &Bytes::from_static(b"{\"topic\":\"\xff\"}"))
-            .unwrap_err();
+        let err = parse(
+            &headers("application/json"),
+            &Bytes::from_static(b"{\"topic\":\"\xff\"}"),
+        )
+        .unwrap_err();
         assert_eq!(err.message(), "request body is not valid UTF-8");
         let err = parse(&headers("text/plain"), &Bytes::from_static(b"x")).unwrap_err();
         assert_eq!(err.status(), 415);
         let err = parse(&HeaderMap::new(), &Bytes::from_static(b"x")).unwrap_err();
         assert_eq!(err.status(), 415);
         let form = headers("application/x-www-form-urlencoded");
-        for body in [&b"topic=t&retry=x"[..], b"topic=t&private=maybe", b"topic=%FF", b"topic=t&event=a%0Ab", b"data=x"] {
-            assert_eq!(parse(&form, &Bytes::copy_from_slice(body)).unwrap_err().status(), 400, "{body:?}");
+        for body in [
+            &b"topic=t&retry=x"[..],
+            b"topic=t&private=maybe",
+            b"topic=%FF",
+            b"topic=t&event=a%0Ab",
+            b"data=x",
+        ] {
+            assert_eq!(
+                parse(&form, &Bytes::copy_from_slice(body))
+                    .unwrap_err()
+                    .status(),
+                400,
+                "{body:?}"
+            );
         }
     }
 }

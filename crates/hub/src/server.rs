@@ -92,7 +92,10 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!(?drain_timeout, "connections still open after the drain timeout");
+        tracing::warn!(
+            ?drain_timeout,
+            "connections still open after the drain timeout"
+        );
     }
     hub.close_log()
         .await
@@ -120,7 +123,11 @@ impl StallGuard {
         }
     }
 
-    fn check<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         if result.is_ready() {
             self.deadline = None;
             return result;

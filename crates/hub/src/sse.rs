@@ -89,7 +89,12 @@ impl SubscriberStream {
                 return None;
             }
             if self.catching_up {
-                match self.shared.log.read_after(self.cursor, CATCH_UP_BATCH).await {
+                match self
+                    .shared
+                    .log
+                    .read_after(self.cursor, CATCH_UP_BATCH)
+                    .await
+                {
                     Ok(batch) => {
                         if batch.truncated {
                             self.ready.push_back((reset_frame(self.cursor), false));
@@ -190,12 +195,13 @@ fn parse_request(
         None => None,
     };
     let raw = header_id.or(query_id).filter(|id| !id.is_empty());
-    let last_event_id = match raw {
-        None => None,
-        Some(id) => Some(id.parse::<EventId>().map_err(|e| {
-            ApiError::bad_request(format!("malformed Last-Event-ID {id:?}: {e}"))
-        })?),
-    };
+    let last_event_id =
+        match raw {
+            None => None,
+            Some(id) => Some(id.parse::<EventId>().map_err(|e| {
+                ApiError::bad_request(format!("malformed Last-Event-ID {id:?}: {e}"))
+            })?),
+        };
     Ok(Request {
         patterns,
         last_event_id,
@@ -270,7 +276,11 @@ mod tests {
             ("topic=a", Some("1-2-3")),
             ("topic=%zz", None),
         ] {
-            assert_eq!(req(q, h).err().map(|e| e.status()), Some(400.try_into().unwrap()), "{q} {h:?}");
+            assert_eq!(
+                req(q, h).err().map(|e| e.status()),
+                Some(400.try_into().unwrap()),
+                "{q} {h:?}"
+            );
         }
     }
 

@@ -175,7 +175,13 @@ mod tests {
 
     #[test]
     fn valid_topics() {
-        for ok in ["a", "chat", "chat/lobby", "demo/time", "a-b_c.d:e@f~g/1/2/3"] {
+        for ok in [
+            "a",
+            "chat",
+            "chat/lobby",
+            "demo/time",
+            "a-b_c.d:e@f~g/1/2/3",
+        ] {
             assert_eq!(check_topic(ok), Ok(()), "{ok}");
         }
         assert_eq!(check_topic(&"a".repeat(MAX_TOPIC_LEN)), Ok(()));
@@ -208,7 +214,11 @@ mod tests {
                 &["chat/lobby", "chat/dev"],
                 &["chat", "chat/a/b", "chatx/a"],
             ),
-            ("*/time", &["demo/time"], &["time", "a/b/time", "demo/times"]),
+            (
+                "*/time",
+                &["demo/time"],
+                &["time", "a/b/time", "demo/times"],
+            ),
             ("chat/**", &["chat/lobby", "chat/a/b"], &["chat", "other/a"]),
             ("**", &["a", "a/b", "a/b/c"], &[]),
             ("*", &["a"], &["a/b"]),
@@ -236,10 +246,7 @@ mod tests {
             );
         }
         assert_eq!(TopicPattern::try_new(""), Err(TopicError::Empty));
-        assert_eq!(
-            TopicPattern::try_new("a//*"),
-            Err(TopicError::EmptySegment)
-        );
+        assert_eq!(TopicPattern::try_new("a//*"), Err(TopicError::EmptySegment));
         assert_eq!(TopicPattern::try_new("a b/*"), Err(TopicError::BadChar));
     }
 }

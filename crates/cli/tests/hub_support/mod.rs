@@ -53,6 +53,7 @@ impl Hub {
                 Ok(line) => line,
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("herald did not report its address");
                 }
             };
@@ -72,7 +73,13 @@ impl Hub {
     }
 
     /// Sends a raw HTTP/1.1 request (with `Connection: close`) and returns status and body.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String) {
         let (status, _, body) = self.request_full(method, path, headers, body);
         (status, body)
     }
@@ -103,7 +110,10 @@ impl Hub {
         let text = String::from_utf8_lossy(&raw).into_owned();
         let (head, body) = text.split_once("\r\n\r\n").expect("response head");
         let status = head[9..12].parse().expect("status");
-        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
             dechunk(body)
         } else {
             body.to_string()
@@ -310,7 +320,10 @@ impl Sub {
     /// The next `n` events.
     pub fn take(&mut self, n: usize) -> Vec<MessageEvent> {
         (0..n)
-            .map(|i| self.next().unwrap_or_else(|| panic!("stream ended after {i} of {n} events")))
+            .map(|i| {
+                self.next()
+                    .unwrap_or_else(|| panic!("stream ended after {i} of {n} events"))
+            })
             .collect()
     }
 
