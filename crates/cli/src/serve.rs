@@ -131,7 +131,9 @@ async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Log>> {
             let log = tokio::task::spawn_blocking(move || EmbeddedLog::open(&dir, retention))
                 .await
                 .context("opening the embedded store")?
-                .with_context(|| format!("opening the embedded store in {}", args.data_dir.display()))?;
+                .with_context(|| {
+                    format!("opening the embedded store in {}", args.data_dir.display())
+                })?;
             Arc::new(log)
         }
     })
