@@ -89,6 +89,12 @@ impl SubscriberStream {
                 return None;
             }
             if self.catching_up {
+                // A long replay must not hold the shutdown: check for it between batches.
+                if let Some(last) = self.sub.mailbox.closing() {
+                    self.done = true;
+                    self.ready.push_back((last, false));
+                    continue;
+                }
                 match self
                     .shared
                     .log
