@@ -56,8 +56,8 @@ struct MailboxState {
     queued_bytes: usize,
     last_queued: Option<EventId>,
     lagged: bool,
-    /// Nothing was queued since the last heartbeat tick.
-    idle: bool,
+    /// Broker ticks (every half heartbeat interval) since something was last queued.
+    idle_ticks: u8,
     closing: Option<Bytes>,
 }
 
@@ -81,7 +81,7 @@ impl Mailbox {
             return;
         }
         s.last_queued = Some(id);
-        s.idle = false;
+        s.idle_ticks = 0;
         // One frame always fits in an empty queue, so that an event larger than the bound still
         // takes the live path (its size is bounded by the publish body limit).
         if !s.queue.is_empty() && s.queued_bytes + bytes.len() > max {
@@ -116,11 +116,18 @@ impl Mailbox {
         self.notify.notify_one();
     }
 
-    fn heartbeat(&self, max: usize) {
+    /// One broker tick (every half interval). Two ticks after the last frame, a heartbeat is
+    /// queued: so no stream stays silent longer than the interval, without a timer of its own.
+    fn tick(&self, max: usize) {
         let mut s = self.lock();
-        let idle = std::mem::replace(&mut s.idle, true);
-        if idle && s.queue.is_empty() && !s.lagged && s.closing.is_none() && HEARTBEAT.len() <= max
+        s.idle_ticks = s.idle_ticks.saturating_add(1);
+        if s.idle_ticks >= 2
+            && s.queue.is_empty()
+            && !s.lagged
+            && s.closing.is_none()
+            && HEARTBEAT.len() <= max
         {
+            s.idle_ticks = 0;
             s.queued_bytes += HEARTBEAT.len();
             s.queue.push_back(Frame {
                 id: None,
@@ -285,9 +292,9 @@ impl Broker {
         }
     }
 
-    fn heartbeat(&self) {
+    fn tick(&self) {
         for sub in self.lock().all.values() {
-            sub.mailbox.heartbeat(self.max_unsent_bytes);
+            sub.mailbox.tick(self.max_unsent_bytes);
         }
     }
 
@@ -339,7 +346,9 @@ pub(crate) async fn run(
     mut tail: broadcast::Receiver<Arc<StoredEvent>>,
     heartbeat: Duration,
 ) {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    // Half-interval ticks: see `Mailbox::tick`.
+    let period = (heartbeat / 2).max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<EventId> = None;
     loop {
@@ -360,7 +369,7 @@ pub(crate) async fn run(
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = ticker.tick() => broker.heartbeat(),
+            _ = ticker.tick() => broker.tick(),
             () = broker.stop.notified() => break,
         }
     }
@@ -463,10 +472,11 @@ mod tests {
         let broker = Broker::new(1 << 20);
         let busy = broker.subscribe(patterns(&["a"]));
         let idle = broker.subscribe(patterns(&["b"]));
-        broker.heartbeat(); // first tick: both count as active since subscribing
+        broker.tick(); // half an interval
+        assert!(matches!(idle.mailbox.pop(), Pop::Empty));
         send(&broker, &event(1, "a", "x"));
         assert_eq!(pop_id(&busy), Some(1));
-        broker.heartbeat();
+        broker.tick(); // a full interval since subscribing; half since `busy` got an event
         assert!(matches!(busy.mailbox.pop(), Pop::Empty));
         match idle.mailbox.pop() {
             Pop::Frame(f) => assert_eq!((f.id, &f.bytes[..]), (None, &b":\n\n"[..])),

@@ -7,8 +7,9 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct HubConfig {
-    /// A comment is sent on a stream that has sent nothing for this long, so that proxies and
-    /// load balancers do not close it as idle. Default [`HubConfig::DEFAULT_HEARTBEAT`].
+    /// A comment is sent on a stream that has sent nothing for this long (checked every half
+    /// interval by one hub-wide timer), so that proxies and load balancers do not close it as
+    /// idle. Default [`HubConfig::DEFAULT_HEARTBEAT`].
     pub heartbeat: Duration,
     /// The `retry:` (reconnection time) sent first on every stream. Default
     /// [`HubConfig::DEFAULT_RETRY`].
