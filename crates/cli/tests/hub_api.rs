@@ -389,3 +389,51 @@ fn static_dir_replaces_the_demo_page() {
     let (status, _) = hub.request("GET", "/healthz", &[], b"");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn oversized_and_hostile_requests() {
+    let hub = Hub::start(&["--store", "memory"]);
+    // A request head past the connection buffer is refused by the HTTP layer.
+    let huge = format!("/events?topic={}", "a".repeat(40 * 1024));
+    let (status, _) = hub.request("GET", &huge, &[], b"");
+    assert_eq!(status, 431);
+    // A topic past the length limit, and control bytes, get a JSON 400.
+    let long = format!("/events?topic={}", "a".repeat(256));
+    let (status, body) = hub.request("GET", &long, &[], b"");
+    assert_eq!(status, 400);
+    assert!(error_of(&body).contains("longer than 255"), "{body}");
+    let (status, _) = hub.request("GET", "/events?topic=a%0Ab", &[], b"");
+    assert_eq!(status, 400);
+    // A Last-Event-ID that is not UTF-8.
+    let (status, body) = hub.request(
+        "GET",
+        "/events?topic=a",
+        &[("Last-Event-ID", "1-\u{e9}")],
+        b"",
+    );
+    assert_eq!(
+        (status, error_of(&body).contains("Last-Event-ID")),
+        (400, true)
+    );
+    // A body that lies about its length (shorter than announced, then the client closes).
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(hub.addr).unwrap();
+        s.write_all(b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"topic\":\"t\"").unwrap();
+    }
+    // A deeply nested JSON data value is refused by the JSON parser's recursion limit, not a crash.
+    let deep = format!(
+        r#"{{"topic":"t","data":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (status, body) = hub.request(
+        "POST",
+        "/publish",
+        &[("Content-Type", "application/json")],
+        deep.as_bytes(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(hub.metric("herald_published_total"), 0);
+    assert_eq!(hub.request("GET", "/healthz", &[], b"").0, 200);
+}

@@ -19,9 +19,10 @@ use tokio::time::Sleep;
 use crate::Hub;
 use crate::metrics::Metrics;
 
-/// Cap of hyper's per-connection read and write buffers: requests here are small (a publish body
-/// is streamed to the body limit separately), so the minimum hyper allows is enough.
-const MAX_CONNECTION_BUF: usize = 8 * 1024;
+/// Cap of hyper's per-connection buffers, hence of a request head (request line and headers):
+/// room for a long topic list and cookies, while hyper still starts every connection at its 8 KiB
+/// minimum. A publish body is not held whole here: it is read up to its own limit.
+const MAX_CONNECTION_BUF: usize = 16 * 1024;
 /// A client must send its request head within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
