@@ -31,14 +31,31 @@ pub(crate) struct Args {
     /// Event store.
     #[arg(long, value_enum, default_value_t = Store::Embedded)]
     store: Store,
+    /// Timeouts and limits (boxed: they are many, and `Args` is a variant of the command enum).
+    #[command(flatten)]
+    tuning: Box<Tuning>,
+    /// Publish the time every second to topic `demo/time` (event type `time`).
+    #[arg(long)]
+    demo: bool,
+    /// Serve this directory at / instead of the demo page.
+    #[arg(long = "static", value_name = "DIR")]
+    static_dir: Option<PathBuf>,
+    /// Allow listening on a non-loopback address although anyone can then publish and subscribe.
+    #[arg(long)]
+    allow_anonymous: bool,
+}
+
+/// Timeouts and limits of `herald serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Tuning {
     /// Send a comment on a stream idle this long (e.g. 15s, 500ms, 2m).
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = parse_positive_duration)]
     heartbeat: Duration,
     /// The reconnection time sent first on every stream.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     retry: Duration,
     /// Close a connection whose client has not read anything for this long.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
     write_timeout: Duration,
     /// Most unsent bytes queued per subscriber before it catches up from the log instead.
     #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_UNSENT_BYTES)]
@@ -49,6 +66,9 @@ pub(crate) struct Args {
     /// Most topics per stream.
     #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_TOPICS)]
     max_topics: usize,
+    /// Most open connections at once (more wait to be accepted).
+    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// On shutdown, wait at most this long for connections to end.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -58,15 +78,6 @@ pub(crate) struct Args {
     /// Keep events at most this long (0s: no age limit).
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     retention_age: Duration,
-    /// Publish the time every second to topic `demo/time` (event type `time`).
-    #[arg(long)]
-    demo: bool,
-    /// Serve this directory at / instead of the demo page.
-    #[arg(long = "static", value_name = "DIR")]
-    static_dir: Option<PathBuf>,
-    /// Allow listening on a non-loopback address although anyone can then publish and subscribe.
-    #[arg(long)]
-    allow_anonymous: bool,
 }
 
 /// Parses `15s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
@@ -86,6 +97,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     };
     ms.map(Duration::from_millis)
         .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+/// Like [`parse_duration`], refusing zero (a zero heartbeat or write timeout makes no sense).
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -120,8 +140,8 @@ fn init_tracing() {
 
 async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Log>> {
     let retention = Retention {
-        max_events: (args.retention_events > 0).then_some(args.retention_events),
-        max_age: (!args.retention_age.is_zero()).then_some(args.retention_age),
+        max_events: (args.tuning.retention_events > 0).then_some(args.tuning.retention_events),
+        max_age: (!args.tuning.retention_age.is_zero()).then_some(args.tuning.retention_age),
     };
     Ok(match args.store {
         Store::Memory => Arc::new(MemoryLog::new(retention)),
@@ -142,13 +162,14 @@ async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Log>> {
 async fn serve(args: Args) -> anyhow::Result<()> {
     let log = open_store(&args).await?;
     let mut config = HubConfig::default();
-    config.heartbeat = args.heartbeat;
-    config.retry = args.retry;
-    config.write_timeout = args.write_timeout;
-    config.max_unsent_bytes = args.max_unsent_bytes;
-    config.max_body_bytes = args.max_body_bytes;
-    config.max_topics = args.max_topics;
-    config.drain_timeout = args.drain_timeout;
+    config.heartbeat = args.tuning.heartbeat;
+    config.retry = args.tuning.retry;
+    config.write_timeout = args.tuning.write_timeout;
+    config.max_unsent_bytes = args.tuning.max_unsent_bytes;
+    config.max_body_bytes = args.tuning.max_body_bytes;
+    config.max_topics = args.tuning.max_topics;
+    config.drain_timeout = args.tuning.drain_timeout;
+    config.max_connections = args.tuning.max_connections;
     config.static_dir = args.static_dir.clone();
     let hub = Hub::new(log, config);
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -230,6 +251,9 @@ mod tests {
         for bad in ["", "s", "1x", "-1s", "1.5s", "99999999999999999999h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_positive_duration("0s").is_err());
+        assert!(parse_positive_duration("0ms").is_err());
     }
 
     #[test]

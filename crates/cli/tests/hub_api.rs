@@ -437,3 +437,31 @@ fn oversized_and_hostile_requests() {
     assert_eq!(hub.metric("herald_published_total"), 0);
     assert_eq!(hub.request("GET", "/healthz", &[], b"").0, 200);
 }
+
+/// Past --max-connections the hub stops accepting until a connection ends, then serves again.
+#[test]
+fn connection_cap_waits_instead_of_failing() {
+    use std::io::{Read, Write};
+    let hub = Hub::start(&["--store", "memory", "--max-connections", "2"]);
+    let first = hub.subscribe("topic=a", None);
+    let _second = hub.subscribe("topic=a", None);
+    let mut third = std::net::TcpStream::connect(hub.addr).unwrap();
+    third.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+    // Not served while the cap is reached (a slow machine can only make this pass, not fail).
+    third
+        .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        third.read(&mut byte).is_err(),
+        "served past the connection cap"
+    );
+    drop(first);
+    third.set_read_timeout(Some(hub_support::TIMEOUT)).unwrap();
+    let mut answer = String::new();
+    third.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+}

@@ -31,6 +31,10 @@ pub struct HubConfig {
     /// On shutdown each stream gets `retry: <retry + random(0..shutdown_jitter)>` so that clients
     /// do not all reconnect in the same millisecond. Default [`HubConfig::DEFAULT_SHUTDOWN_JITTER`].
     pub shutdown_jitter: Duration,
+    /// Most open connections [`crate::serve`] accepts at once; past it, it stops accepting until
+    /// one ends (clients wait in the kernel's backlog). Default
+    /// [`HubConfig::DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
     /// Serve this directory at `/` instead of the demo page.
     pub static_dir: Option<PathBuf>,
 }
@@ -50,6 +54,9 @@ impl HubConfig {
     pub const DEFAULT_MAX_TOPICS: usize = 32;
     /// 10 s: streams end at once on shutdown; this only bounds stuck connections.
     pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+    /// 50,000: five times the 10,000 subscribers one machine is sized for; the file descriptor
+    /// limit usually binds first.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
     /// 5 s of spread: 10,000 clients reconnect at about 2,000 per second.
     pub const DEFAULT_SHUTDOWN_JITTER: Duration = Duration::from_secs(5);
 }
@@ -65,6 +72,7 @@ impl Default for HubConfig {
             max_topics: Self::DEFAULT_MAX_TOPICS,
             drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
             shutdown_jitter: Self::DEFAULT_SHUTDOWN_JITTER,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             static_dir: None,
         }
     }

@@ -13,7 +13,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Sleep;
 
 use crate::Hub;
@@ -40,8 +40,17 @@ pub async fn serve(
     let drain_timeout = hub.config().drain_timeout;
     // Every connection holds a receiver: `closed()` on the sender resolves once all are gone.
     let (signal, watcher) = watch::channel(false);
+    // A permit per connection (mini-redis style): at the cap, stop accepting until one ends.
+    let permits = Arc::new(Semaphore::new(hub.config().max_connections));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // unreachable: the semaphore is never closed
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -81,7 +90,7 @@ pub async fn serve(
                 }
             }
             Metrics::dec(&metrics.connections);
-            drop(watcher);
+            drop((watcher, permit));
         });
     }
     drop(listener);
