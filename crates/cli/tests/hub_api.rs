@@ -465,3 +465,84 @@ fn connection_cap_waits_instead_of_failing() {
         "{answer}"
     );
 }
+
+/// `GET /events` as the second request of a keep-alive connection (as a browser that loaded the
+/// page first does) streams the same way as on a fresh connection.
+#[test]
+fn events_on_a_keep_alive_connection() {
+    use std::io::{Read, Write};
+    let hub = Hub::start(&["--store", "memory"]);
+    let mut s = std::net::TcpStream::connect(hub.addr).unwrap();
+    s.set_read_timeout(Some(hub_support::TIMEOUT)).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(r#"{"status":"ok"}"#) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    s.write_all(b"GET /events?topic=k HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    got.clear();
+    while !String::from_utf8_lossy(&got).contains("retry: 3000\n\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200 ok\r\n"), "{text}");
+    assert!(
+        text.contains("content-type: text/event-stream\r\n"),
+        "{text}"
+    );
+    let id = hub.publish("k", "over keep-alive");
+    let expected = format!("id: {id}\ndata: over keep-alive\n\n");
+    while !String::from_utf8_lossy(&got).contains(&expected) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A subscriber that goes away while its stream is idle is forgotten at once, not at the next
+/// write.
+#[test]
+fn idle_subscriber_that_disconnects_is_forgotten() {
+    let hub = Hub::start(&["--store", "memory"]);
+    let subs: Vec<_> = (0..10).map(|_| hub.subscribe("topic=a", None)).collect();
+    assert_eq!(hub.metric("herald_subscriptions"), 10);
+    drop(subs);
+    hub.wait_metric("herald_subscriptions", |n| n == 0);
+    hub.wait_metric("herald_connections", |n| n <= 1); // the metrics request itself
+}
+
+/// An HTTP/1.1 subscriber on a fresh connection (curl, services) gets a close-delimited stream.
+#[test]
+fn events_over_http_1_1_fresh_connection() {
+    use std::io::{Read, Write};
+    let hub = Hub::start(&["--store", "memory"]);
+    let mut s = std::net::TcpStream::connect(hub.addr).unwrap();
+    s.set_read_timeout(Some(hub_support::TIMEOUT)).unwrap();
+    s.write_all(b"GET /events?topic=f HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nLast-Event-ID: \r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("retry: 3000\n\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200 ok\r\n"), "{text}");
+    for h in [
+        "content-type: text/event-stream\r\n",
+        "cache-control: no-cache\r\n",
+        "x-accel-buffering: no\r\n",
+        "connection: close\r\n",
+    ] {
+        assert!(text.contains(h), "{h} missing: {text}");
+    }
+    assert!(!text.contains("content-length"), "{text}");
+}
