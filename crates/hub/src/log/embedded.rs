@@ -10,7 +10,7 @@
 //! ```
 //!
 //! One writer thread owns every write (**group commit**): it takes everything queued (up to
-//! [`MAX_BATCH`] appends), writes it in one transaction and commits once with redb's immediate
+//! [`MAX_BATCH`] appends or [`MAX_BATCH_BYTES`]), writes it in one transaction and commits once with redb's immediate
 //! durability, so concurrent publishers share one fsync. Only then does an event reach the tail
 //! and its publisher get an answer: an acknowledged append survives `kill -9` and power loss.
 //! Reads are redb read transactions (MVCC: they never wait for the writer) on tokio's blocking
@@ -47,10 +47,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
 
 use super::clock::{self, Clock};
 use super::codec::{self, Record};
-use super::memory::is_truncated;
 use super::{
     Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoredEvent,
-    TAIL_CAPACITY, age_cutoff, next_id,
+    TAIL_CAPACITY, age_cutoff, is_truncated, next_id,
 };
 
 /// The name of the log's file in the data directory.
@@ -60,6 +59,10 @@ pub const FILE_NAME: &str = "events.redb";
 /// publisher of a busy moment, few enough that one transaction stays small (a few MB at most for
 /// typical events) and the first waiter of a batch is not held back long.
 pub const MAX_BATCH: usize = 1024;
+
+/// A batch also stops growing once its events hold this many bytes, so that a burst of large
+/// events does not make one huge transaction: a few large events still share a commit.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
 
 /// At most this many appends wait for the writer; further appenders wait for room (async, no
 /// thread blocked). Bounds the memory of a burst larger than the disk can absorb.
@@ -274,6 +277,14 @@ fn id((millis, seq): (u64, u64)) -> EventId {
     EventId::new(millis, seq)
 }
 
+/// About how many bytes an event takes in a transaction.
+fn size(event: &NewEvent) -> usize {
+    event.topic.len()
+        + event.data.len()
+        + event.event_type.as_ref().map_or(0, String::len)
+        + event.idempotency_key.as_ref().map_or(0, String::len)
+}
+
 /// Creates the tables if missing and reads the last id and the highest trimmed id.
 fn recover(db: &Database) -> Result<(Option<EventId>, Option<EventId>), redb::Error> {
     let txn = db.begin_write()?;
@@ -372,6 +383,7 @@ impl Writer {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             let mut batch = Vec::new();
+            let mut bytes = 0;
             let mut close = None;
             let mut next = Some(first);
             while let Some(request) = next.take() {
@@ -380,13 +392,16 @@ impl Writer {
                         event,
                         reply,
                         _room,
-                    } => batch.push((event, Waiter { reply, _room })),
+                    } => {
+                        bytes += size(&event);
+                        batch.push((event, Waiter { reply, _room }));
+                    }
                     Request::Close { reply } => {
                         close = Some(reply);
                         break;
                     }
                 }
-                if batch.len() < MAX_BATCH {
+                if batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                     // Empty (or every sender gone): write what was taken.
                     next = self.requests.try_recv().ok();
                 }

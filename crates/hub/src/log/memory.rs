@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use super::clock::{self, Clock};
 use super::{
     Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoredEvent,
-    TAIL_CAPACITY, age_cutoff, next_id,
+    TAIL_CAPACITY, age_cutoff, is_truncated, next_id,
 };
 
 /// A log held in memory: a ring of the retained events, oldest first.
@@ -159,16 +159,6 @@ impl MemoryLog {
     }
 }
 
-/// Whether a reader after `after` missed events, given the highest id retention removed. `None`
-/// (from the oldest) is before every id: it missed something as soon as anything was removed.
-pub(crate) fn is_truncated(trimmed: Option<EventId>, after: Option<EventId>) -> bool {
-    match (trimmed, after) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(trimmed), Some(after)) => trimmed > after,
-    }
-}
-
 fn closed() -> LogError {
     LogError::Unavailable("the log is closed".into())
 }
@@ -262,16 +252,5 @@ mod tests {
         now.store(6_000, Ordering::SeqCst);
         let fourth = log.append(suite::event("a", "4")).await.unwrap().id;
         assert_eq!(fourth, EventId::new(6_000, 0));
-    }
-
-    #[test]
-    fn truncation_is_relative_to_the_reader() {
-        let id = EventId::new(10, 3);
-        assert!(!is_truncated(None, None));
-        assert!(!is_truncated(None, Some(id)));
-        assert!(is_truncated(Some(id), None));
-        assert!(is_truncated(Some(id), Some(EventId::new(10, 2))));
-        assert!(!is_truncated(Some(id), Some(id)));
-        assert!(!is_truncated(Some(id), Some(EventId::new(11, 0))));
     }
 }

@@ -225,9 +225,30 @@ pub(crate) fn age_cutoff(retention: &Retention, now: u64) -> Option<EventId> {
     Some(EventId::new(now.saturating_sub(max_age), 0))
 }
 
+/// Whether a reader after `after` missed events, given the highest id retention removed. `None`
+/// (from the oldest) is before every id: it missed something as soon as anything was removed.
+pub(crate) fn is_truncated(trimmed: Option<EventId>, after: Option<EventId>) -> bool {
+    match (trimmed, after) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(trimmed), Some(after)) => trimmed > after,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncation_is_relative_to_the_reader() {
+        let id = EventId::new(10, 3);
+        assert!(!is_truncated(None, None));
+        assert!(!is_truncated(None, Some(id)));
+        assert!(is_truncated(Some(id), None));
+        assert!(is_truncated(Some(id), Some(EventId::new(10, 2))));
+        assert!(!is_truncated(Some(id), Some(id)));
+        assert!(!is_truncated(Some(id), Some(EventId::new(11, 0))));
+    }
 
     #[test]
     fn next_id_follows_the_clock_and_never_goes_back() {
