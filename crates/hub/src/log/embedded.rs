@@ -818,6 +818,35 @@ mod tests {
         log.close().await.unwrap();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_events_are_spread_over_commits() {
+        // More bytes at once than one batch takes: every append still makes it, in order.
+        const APPENDERS: usize = 24;
+        let dir = temp();
+        let log = Arc::new(EmbeddedLog::open(dir.path(), KEEP_ALL).unwrap());
+        let big = "b".repeat(1 << 20);
+        assert!(APPENDERS * big.len() > MAX_BATCH_BYTES);
+        let appends: Vec<_> = (0..APPENDERS)
+            .map(|i| {
+                let log = Arc::clone(&log);
+                let data = format!("{i}{big}");
+                tokio::spawn(async move { append(&*log, event("big", &data)).await })
+            })
+            .collect();
+        let mut acknowledged = Vec::new();
+        for append in appends {
+            acknowledged.push(within("append", append).await.unwrap());
+        }
+        acknowledged.sort();
+        let stored = read_all(&*log).await;
+        assert_eq!(
+            stored.iter().map(|e| e.id).collect::<Vec<_>>(),
+            acknowledged
+        );
+        assert!(stored.iter().all(|e| e.data.len() > big.len()));
+        log.close().await.unwrap();
+    }
+
     #[test]
     fn an_unusable_data_dir_is_a_clear_error() {
         let dir = temp();

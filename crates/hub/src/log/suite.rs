@@ -162,6 +162,14 @@ pub(crate) async fn stores_any_text_faithfully(opener: impl Opener) {
             private: true,
             idempotency_key: Some(String::new()),
         },
+        NewEvent {
+            topic: "t".repeat(64 << 10),
+            event_type: None,
+            data: "long topic and key".into(),
+            retry: None,
+            private: false,
+            idempotency_key: Some("k".repeat(64 << 10)),
+        },
     ];
     let mut expected = Vec::new();
     for case in cases {
