@@ -43,7 +43,7 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
     TableDefinition,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot, watch};
 
 use super::clock::{self, Clock};
 use super::codec::{self, Record};
@@ -113,6 +113,8 @@ pub struct EmbeddedLog {
     tail: broadcast::Sender<Arc<StoredEvent>>,
     /// The newest committed id, kept by the writer, so that [`Log::last_id`] needs no disk read.
     last: Arc<Mutex<Option<EventId>>>,
+    /// The highest id retention removed, as the writer commits it (lets tests await a trim).
+    trimmed: watch::Receiver<Option<EventId>>,
     /// The bounds on what is kept (reads hide what is past the age bound).
     retention: Retention,
     /// The time source for ids and age retention.
@@ -177,6 +179,7 @@ impl EmbeddedLog {
         let (tail, _) = broadcast::channel(TAIL_CAPACITY);
         let last_shared = Arc::new(Mutex::new(last));
         let (requests, receiver) = mpsc::channel();
+        let (trimmed_watch, trimmed_seen) = watch::channel(trimmed);
         let writer = Writer {
             db: Arc::clone(&db),
             path: path.clone(),
@@ -185,6 +188,7 @@ impl EmbeddedLog {
             last_shared: Arc::clone(&last_shared),
             last,
             trimmed,
+            trimmed_watch,
             retention,
             clock: Arc::clone(&clock),
         };
@@ -198,9 +202,16 @@ impl EmbeddedLog {
             room: Arc::new(Semaphore::new(MAX_QUEUED)),
             tail,
             last: last_shared,
+            trimmed: trimmed_seen,
             retention,
             clock,
         })
+    }
+
+    /// The highest id retention has removed so far (persisted across restarts), updated after
+    /// each commit that removed events: a reader after an older id missed something.
+    pub fn trimmed(&self) -> watch::Receiver<Option<EventId>> {
+        self.trimmed.clone()
     }
 
     async fn do_append(&self, event: NewEvent) -> Result<Appended, LogError> {
@@ -357,6 +368,8 @@ struct Writer {
     last: Option<EventId>,
     /// The highest id retention removed (committed).
     trimmed: Option<EventId>,
+    /// Publishes `trimmed` to [`EmbeddedLog::trimmed`].
+    trimmed_watch: watch::Sender<Option<EventId>>,
     retention: Retention,
     clock: Clock,
 }
@@ -531,7 +544,7 @@ impl Writer {
         }
         txn.commit().map_err(storage)?;
         self.last = last;
-        self.trimmed = trimmed;
+        self.set_trimmed(trimmed);
         *lock(&self.last_shared) = last;
         Ok((outcomes, fresh))
     }
@@ -565,8 +578,15 @@ impl Writer {
             }
         }
         txn.commit().map_err(storage)?;
-        self.trimmed = trimmed;
+        self.set_trimmed(trimmed);
         Ok(())
+    }
+
+    fn set_trimmed(&mut self, trimmed: Option<EventId>) {
+        if trimmed != self.trimmed {
+            self.trimmed = trimmed;
+            self.trimmed_watch.send_replace(trimmed);
+        }
     }
 }
 
@@ -778,6 +798,29 @@ mod tests {
         let meta = txn.open_table(META).unwrap();
         assert_eq!(id(meta.get(META_TRIMMED).unwrap().unwrap().value()), ids[2]);
         assert_eq!(id(meta.get(META_LAST).unwrap().unwrap().value()), young);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_trims_by_age_when_nothing_is_appended() {
+        let dir = temp();
+        let (now, clock) = manual_clock(10_000);
+        let retention = Retention {
+            max_events: None,
+            max_age: Some(Duration::from_secs(5)),
+        };
+        let log = EmbeddedLog::open_with_clock(dir.path(), retention, clock).unwrap();
+        let old = append(&log, keyed("t", "old", "k")).await;
+        let mut trimmed = log.trimmed();
+        now.store(20_000, Ordering::SeqCst);
+        // The writer's next idle tick (every TRIM_INTERVAL) removes it, with no append to help.
+        within("periodic trim", trimmed.wait_for(|t| *t == Some(old)))
+            .await
+            .unwrap();
+        log.close().await.unwrap();
+        let db = Database::open(dir.path().join(FILE_NAME)).unwrap();
+        let txn = db.begin_read().unwrap();
+        assert!(txn.open_table(EVENTS).unwrap().is_empty().unwrap());
+        assert!(txn.open_table(KEYS).unwrap().is_empty().unwrap());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
