@@ -81,6 +81,10 @@ const META_TRIMMED: &str = "trimmed_id";
 
 /// A durable log in one redb file under a data directory, for a hub on one machine.
 ///
+/// Call [`Log::close`] on shutdown: it waits for queued appends and releases the file. Dropping
+/// the log without it loses nothing acknowledged either (every answer came after an fsync); the
+/// writer thread then stops and releases the file once it has drained its queue.
+///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use herald_hub::log::{EmbeddedLog, Log, NewEvent, Retention};

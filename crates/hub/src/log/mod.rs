@@ -5,6 +5,22 @@
 //! `Last-Event-ID` is a position and resume is a range read ([`Log::read_after`]). New events reach
 //! the hub's fan-out through [`Log::tail`] only once they are durable, the same way for every store
 //! (Redis included, where the tail is fed by other hubs' appends too).
+//!
+//! | store           | durable                    | for                                  |
+//! |-----------------|----------------------------|--------------------------------------|
+//! | [`MemoryLog`]   | no (a ring in memory)      | tests, `--store memory`              |
+//! | [`EmbeddedLog`] | yes: fsynced, group commit | one machine (`--data-dir`), default  |
+//!
+//! Semantics every store shares (one test suite holds them all to it):
+//! - ids are `<millis>-<seq>`: the append's wall-clock time, or the previous id's millis when
+//!   the clock stands still or went back, so they only increase, across restarts too;
+//! - an idempotency key is remembered per topic for as long as its event is retained;
+//! - retention removes the oldest events past `max_events` or older than `max_age` (judged by
+//!   the id's millis); reads never return an event past either bound;
+//! - [`ReadBatch::truncated`] is true exactly when retention removed an event after the reader's
+//!   id (`None` counts as before every id);
+//! - [`Log::last_id`] is the newest id ever assigned, even if retention removed that event;
+//! - after [`Log::close`], appends fail with [`LogError::Unavailable`].
 
 use std::fmt;
 use std::future::Future;
