@@ -49,7 +49,7 @@ use super::clock::{self, Clock};
 use super::codec::{self, Record};
 use super::{
     Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoredEvent,
-    TAIL_CAPACITY, age_cutoff, is_truncated, next_id,
+    TAIL_CAPACITY, age_cutoff, closed_tail, is_truncated, next_id,
 };
 
 /// The name of the log's file in the data directory.
@@ -113,8 +113,9 @@ pub struct EmbeddedLog {
     requests: Mutex<Option<mpsc::Sender<Request>>>,
     /// Room in the writer's queue ([`MAX_QUEUED`]): an append holds a permit until it is written.
     room: Arc<Semaphore>,
-    /// Feeds [`Log::tail`]; only the writer sends, after each commit.
-    tail: broadcast::Sender<Arc<StoredEvent>>,
+    /// Feeds [`Log::tail`]; only the writer sends, after each commit. Taken by [`Log::close`]:
+    /// tail receivers end once the writer, which holds the other sender, has stopped.
+    tail: Mutex<Option<broadcast::Sender<Arc<StoredEvent>>>>,
     /// The newest committed id, kept by the writer, so that [`Log::last_id`] needs no disk read.
     last: Arc<Mutex<Option<EventId>>>,
     /// The highest id retention removed, as the writer commits it (lets tests await a trim).
@@ -204,7 +205,7 @@ impl EmbeddedLog {
             db: Mutex::new(Some(db)),
             requests: Mutex::new(Some(requests)),
             room: Arc::new(Semaphore::new(MAX_QUEUED)),
-            tail,
+            tail: Mutex::new(Some(tail)),
             last: last_shared,
             trimmed: trimmed_seen,
             retention,
@@ -252,6 +253,7 @@ impl EmbeddedLog {
     async fn do_close(&self) -> Result<(), LogError> {
         // No new reads; reads in flight keep the database open until they finish.
         lock(&self.db).take();
+        lock(&self.tail).take();
         let Some(requests) = lock(&self.requests).take() else {
             return Ok(());
         };
@@ -642,7 +644,9 @@ impl Log for EmbeddedLog {
     }
 
     fn tail(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
-        self.tail.subscribe()
+        lock(&self.tail)
+            .as_ref()
+            .map_or_else(closed_tail, broadcast::Sender::subscribe)
     }
 
     fn last_id(&self) -> BoxFuture<'_, Result<Option<EventId>, LogError>> {

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use super::clock::{self, Clock};
 use super::{
     Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoredEvent,
-    TAIL_CAPACITY, age_cutoff, is_truncated, next_id,
+    TAIL_CAPACITY, age_cutoff, closed_tail, is_truncated, next_id,
 };
 
 /// A log held in memory: a ring of the retained events, oldest first.
@@ -41,8 +41,6 @@ pub struct MemoryLog {
     /// (every method takes it, does a bounded amount of work and releases it before returning its
     /// ready future), and the tail is sent to while it is held so that tail order is id order.
     state: Mutex<State>,
-    /// Feeds [`Log::tail`]; `State` sends to it under the lock.
-    tail: broadcast::Sender<Arc<StoredEvent>>,
     /// The bounds on what is kept.
     retention: Retention,
     /// The time source for ids and age retention.
@@ -50,7 +48,6 @@ pub struct MemoryLog {
 }
 
 /// What the lock protects.
-#[derive(Default)]
 struct State {
     /// The retained events, in id order.
     events: VecDeque<Entry>,
@@ -60,8 +57,9 @@ struct State {
     keys: HashMap<(String, String), EventId>,
     /// The highest id retention ever removed: a read after an id below it missed something.
     trimmed: Option<EventId>,
-    /// Set by [`Log::close`]: appends are refused after it.
-    closed: bool,
+    /// Feeds [`Log::tail`], sent to under the lock so that tail order is id order. `None` once
+    /// closed: appends are refused and tail receivers end.
+    tail: Option<broadcast::Sender<Arc<StoredEvent>>>,
 }
 
 /// One retained event and the idempotency key to forget with it.
@@ -80,8 +78,13 @@ impl MemoryLog {
     pub(crate) fn with_clock(retention: Retention, clock: Clock) -> Self {
         let (tail, _) = broadcast::channel(TAIL_CAPACITY);
         Self {
-            state: Mutex::new(State::default()),
-            tail,
+            state: Mutex::new(State {
+                events: VecDeque::new(),
+                last: None,
+                keys: HashMap::new(),
+                trimmed: None,
+                tail: Some(tail),
+            }),
             retention,
             clock,
         }
@@ -98,7 +101,7 @@ impl MemoryLog {
     fn do_append(&self, event: NewEvent) -> Result<Appended, LogError> {
         let now = (self.clock)();
         let mut state = self.lock();
-        if state.closed {
+        if state.tail.is_none() {
             return Err(closed());
         }
         state.trim(&self.retention, now);
@@ -129,8 +132,10 @@ impl MemoryLog {
             key,
         });
         state.trim(&self.retention, now);
-        // No receiver is not an error: the hub may not be tailing yet.
-        let _ = self.tail.send(stored);
+        if let Some(tail) = &state.tail {
+            // No receiver is not an error: the hub may not be tailing yet.
+            let _ = tail.send(stored);
+        }
         Ok(Appended {
             id,
             duplicate: false,
@@ -203,7 +208,10 @@ impl Log for MemoryLog {
     }
 
     fn tail(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
-        self.tail.subscribe()
+        self.lock()
+            .tail
+            .as_ref()
+            .map_or_else(closed_tail, broadcast::Sender::subscribe)
     }
 
     fn last_id(&self) -> BoxFuture<'_, Result<Option<EventId>, LogError>> {
@@ -212,7 +220,7 @@ impl Log for MemoryLog {
     }
 
     fn close(&self) -> BoxFuture<'_, Result<(), LogError>> {
-        self.lock().closed = true;
+        self.lock().tail = None;
         Box::pin(async { Ok(()) })
     }
 }

@@ -20,7 +20,8 @@
 //! - [`ReadBatch::truncated`] is true exactly when retention removed an event after the reader's
 //!   id (`None` counts as before every id);
 //! - [`Log::last_id`] is the newest id ever assigned, even if retention removed that event;
-//! - after [`Log::close`], appends fail with [`LogError::Unavailable`].
+//! - after [`Log::close`], appends fail with [`LogError::Unavailable`] and tail receivers end
+//!   (`RecvError::Closed`) once they have received every event appended before.
 
 use std::fmt;
 use std::future::Future;
@@ -221,6 +222,11 @@ pub trait Log: Send + Sync + 'static {
 /// channel costs 32 KiB at most, and a receiver that lags anyway loses nothing: it re-reads from
 /// [`Log::read_after`].
 pub const TAIL_CAPACITY: usize = 4096;
+
+/// A tail receiver that is already closed: what [`Log::tail`] answers after [`Log::close`].
+pub(crate) fn closed_tail() -> broadcast::Receiver<Arc<StoredEvent>> {
+    broadcast::channel(1).1
+}
 
 /// The id for an event appended at `now` (Unix ms) after `last`: `now` if the clock moved on,
 /// else the next id after `last`, so that ids keep increasing when the clock stands still or

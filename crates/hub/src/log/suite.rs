@@ -48,6 +48,7 @@ macro_rules! suite_tests {
             concurrent_appends_get_distinct_increasing_ids,
             last_id_is_the_newest_ever_assigned,
             append_after_close_is_refused,
+            tail_ends_after_close,
         );
     };
     (@each $opener:expr; $($name:ident),* $(,)?) => {
@@ -474,4 +475,21 @@ pub(crate) async fn append_after_close_is_refused(opener: impl Opener) {
     assert!(within("append", log.append(event("a", "2"))).await.is_err());
     // Closing twice is harmless.
     within("close", log.close()).await.unwrap();
+}
+
+pub(crate) async fn tail_ends_after_close(opener: impl Opener) {
+    let log = opener.open(KEEP_ALL).await;
+    let mut tail = log.tail();
+    let id = append(&*log, event("a", "1")).await;
+    within("close", log.close()).await.unwrap();
+    // What was appended before still arrives, then the tail ends: the hub's broker can stop.
+    assert_eq!(recv(&mut tail).await.id, id);
+    assert_eq!(
+        within("tail end", tail.recv()).await,
+        Err(broadcast::error::RecvError::Closed)
+    );
+    assert_eq!(
+        within("tail after close", log.tail().recv()).await,
+        Err(broadcast::error::RecvError::Closed)
+    );
 }
