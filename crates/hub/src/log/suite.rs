@@ -41,6 +41,7 @@ macro_rules! suite_tests {
             paging_reads_everything_once,
             idempotency_key_answers_the_first_id,
             idempotency_keys_are_per_topic,
+            concurrent_retries_store_one_event,
             retention_by_count_keeps_the_newest,
             retention_by_age_removes_old_events,
             truncated_only_when_the_reader_missed_something,
@@ -302,6 +303,26 @@ pub(crate) async fn idempotency_keys_are_per_topic(opener: impl Opener) {
         assert_eq!((again.id, again.duplicate), (id, true), "{topic:?} {key:?}");
     }
     assert_eq!(read_all(&*log).await.len(), all.len());
+}
+
+pub(crate) async fn concurrent_retries_store_one_event(opener: impl Opener) {
+    // A publisher retrying while its first attempt is still in flight: one event, one id.
+    const RETRIES: usize = 20;
+    let log = opener.open(KEEP_ALL).await;
+    let attempts: Vec<_> = (0..RETRIES)
+        .map(|_| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { log.append(keyed("t", "once", "same")).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for attempt in attempts {
+        answers.push(within("append", attempt).await.unwrap().unwrap());
+    }
+    let stored = read_all(&*log).await;
+    assert_eq!(stored.len(), 1);
+    assert!(answers.iter().all(|a| a.id == stored[0].id));
+    assert_eq!(answers.iter().filter(|a| !a.duplicate).count(), 1);
 }
 
 pub(crate) async fn retention_by_count_keeps_the_newest(opener: impl Opener) {
