@@ -1056,8 +1056,12 @@ mod tests {
                 .map(|task| {
                     let log = Arc::clone(&log);
                     tokio::spawn(async move {
-                        // Bounded, in case the parent never kills us.
-                        for i in 0..1_000_000 {
+                        // Bounded in count and time, in case the parent never kills us.
+                        let deadline = Instant::now() + Duration::from_secs(120);
+                        for i in 0..100_000 {
+                            if Instant::now() > deadline {
+                                break;
+                            }
                             let data = format!("{task}/{i}");
                             let key = format!("key-{task}-{i}");
                             let id = log.append(keyed("crash", &data, &key)).await.unwrap().id;
@@ -1074,21 +1078,34 @@ mod tests {
         });
     }
 
+    /// Kills the child when the test ends, even by a failed assertion.
+    struct KillOnDrop(std::process::Child);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // Already killed and reaped on the normal path: the errors say so, nothing to do.
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn killed_mid_stream_loses_no_acknowledged_append() {
         let dir = temp();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "log::embedded::tests::crash_child",
-                "--exact",
-                "--nocapture",
-            ])
-            .env(CRASH_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let mut child = KillOnDrop(
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "log::embedded::tests::crash_child",
+                    "--exact",
+                    "--nocapture",
+                ])
+                .env(CRASH_DIR, dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let stdout = child.0.stdout.take().unwrap();
         let acked = tokio::task::spawn_blocking(move || {
             let mut acked = Vec::new();
             for line in BufReader::new(stdout).lines() {
@@ -1106,8 +1123,8 @@ mod tests {
         });
         let acked = within("child acknowledgements", acked).await.unwrap();
         // SIGKILL, while the child's appenders are still writing.
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
         assert_eq!(acked.len(), ACKS_BEFORE_KILL, "the child stopped early");
 
         let log = EmbeddedLog::open(dir.path(), KEEP_ALL).unwrap();
