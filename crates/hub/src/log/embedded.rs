@@ -10,7 +10,7 @@
 //! ```
 //!
 //! One writer thread owns every write (**group commit**): it takes everything queued (up to
-//! [`MAX_BATCH`] appends), writes it in one transaction and commits once with redb's immediate
+//! [`MAX_BATCH`] appends or [`MAX_BATCH_BYTES`]), writes it in one transaction and commits once with redb's immediate
 //! durability, so concurrent publishers share one fsync. Only then does an event reach the tail
 //! and its publisher get an answer: an acknowledged append survives `kill -9` and power loss.
 //! Reads are redb read transactions (MVCC: they never wait for the writer) on tokio's blocking
@@ -43,14 +43,13 @@ use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
     TableDefinition,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot, watch};
 
 use super::clock::{self, Clock};
 use super::codec::{self, Record};
-use super::memory::is_truncated;
 use super::{
     Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoredEvent,
-    TAIL_CAPACITY, age_cutoff, next_id,
+    TAIL_CAPACITY, age_cutoff, closed_tail, is_truncated, next_id,
 };
 
 /// The name of the log's file in the data directory.
@@ -60,6 +59,10 @@ pub const FILE_NAME: &str = "events.redb";
 /// publisher of a busy moment, few enough that one transaction stays small (a few MB at most for
 /// typical events) and the first waiter of a batch is not held back long.
 pub const MAX_BATCH: usize = 1024;
+
+/// A batch also stops growing once its events hold this many bytes, so that a burst of large
+/// events does not make one huge transaction: a few large events still share a commit.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
 
 /// At most this many appends wait for the writer; further appenders wait for room (async, no
 /// thread blocked). Bounds the memory of a burst larger than the disk can absorb.
@@ -77,6 +80,10 @@ const META_LAST: &str = "last_id";
 const META_TRIMMED: &str = "trimmed_id";
 
 /// A durable log in one redb file under a data directory, for a hub on one machine.
+///
+/// Call [`Log::close`] on shutdown: it waits for queued appends and releases the file. Dropping
+/// the log without it loses nothing acknowledged either (every answer came after an fsync); the
+/// writer thread then stops and releases the file once it has drained its queue.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -106,10 +113,13 @@ pub struct EmbeddedLog {
     requests: Mutex<Option<mpsc::Sender<Request>>>,
     /// Room in the writer's queue ([`MAX_QUEUED`]): an append holds a permit until it is written.
     room: Arc<Semaphore>,
-    /// Feeds [`Log::tail`]; only the writer sends, after each commit.
-    tail: broadcast::Sender<Arc<StoredEvent>>,
+    /// Feeds [`Log::tail`]; only the writer sends, after each commit. Taken by [`Log::close`]:
+    /// tail receivers end once the writer, which holds the other sender, has stopped.
+    tail: Mutex<Option<broadcast::Sender<Arc<StoredEvent>>>>,
     /// The newest committed id, kept by the writer, so that [`Log::last_id`] needs no disk read.
     last: Arc<Mutex<Option<EventId>>>,
+    /// The highest id retention removed, as the writer commits it (lets tests await a trim).
+    trimmed: watch::Receiver<Option<EventId>>,
     /// The bounds on what is kept (reads hide what is past the age bound).
     retention: Retention,
     /// The time source for ids and age retention.
@@ -174,6 +184,7 @@ impl EmbeddedLog {
         let (tail, _) = broadcast::channel(TAIL_CAPACITY);
         let last_shared = Arc::new(Mutex::new(last));
         let (requests, receiver) = mpsc::channel();
+        let (trimmed_watch, trimmed_seen) = watch::channel(trimmed);
         let writer = Writer {
             db: Arc::clone(&db),
             path: path.clone(),
@@ -182,6 +193,7 @@ impl EmbeddedLog {
             last_shared: Arc::clone(&last_shared),
             last,
             trimmed,
+            trimmed_watch,
             retention,
             clock: Arc::clone(&clock),
         };
@@ -193,11 +205,18 @@ impl EmbeddedLog {
             db: Mutex::new(Some(db)),
             requests: Mutex::new(Some(requests)),
             room: Arc::new(Semaphore::new(MAX_QUEUED)),
-            tail,
+            tail: Mutex::new(Some(tail)),
             last: last_shared,
+            trimmed: trimmed_seen,
             retention,
             clock,
         })
+    }
+
+    /// The highest id retention has removed so far (persisted across restarts), updated after
+    /// each commit that removed events: a reader after an older id missed something.
+    pub fn trimmed(&self) -> watch::Receiver<Option<EventId>> {
+        self.trimmed.clone()
     }
 
     async fn do_append(&self, event: NewEvent) -> Result<Appended, LogError> {
@@ -234,6 +253,7 @@ impl EmbeddedLog {
     async fn do_close(&self) -> Result<(), LogError> {
         // No new reads; reads in flight keep the database open until they finish.
         lock(&self.db).take();
+        lock(&self.tail).take();
         let Some(requests) = lock(&self.requests).take() else {
             return Ok(());
         };
@@ -272,6 +292,14 @@ fn key(id: EventId) -> (u64, u64) {
 
 fn id((millis, seq): (u64, u64)) -> EventId {
     EventId::new(millis, seq)
+}
+
+/// About how many bytes an event takes in a transaction.
+fn size(event: &NewEvent) -> usize {
+    event.topic.len()
+        + event.data.len()
+        + event.event_type.as_ref().map_or(0, String::len)
+        + event.idempotency_key.as_ref().map_or(0, String::len)
 }
 
 /// Creates the tables if missing and reads the last id and the highest trimmed id.
@@ -346,6 +374,8 @@ struct Writer {
     last: Option<EventId>,
     /// The highest id retention removed (committed).
     trimmed: Option<EventId>,
+    /// Publishes `trimmed` to [`EmbeddedLog::trimmed`].
+    trimmed_watch: watch::Sender<Option<EventId>>,
     retention: Retention,
     clock: Clock,
 }
@@ -372,6 +402,7 @@ impl Writer {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             let mut batch = Vec::new();
+            let mut bytes = 0;
             let mut close = None;
             let mut next = Some(first);
             while let Some(request) = next.take() {
@@ -380,13 +411,16 @@ impl Writer {
                         event,
                         reply,
                         _room,
-                    } => batch.push((event, Waiter { reply, _room })),
+                    } => {
+                        bytes += size(&event);
+                        batch.push((event, Waiter { reply, _room }));
+                    }
                     Request::Close { reply } => {
                         close = Some(reply);
                         break;
                     }
                 }
-                if batch.len() < MAX_BATCH {
+                if batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                     // Empty (or every sender gone): write what was taken.
                     next = self.requests.try_recv().ok();
                 }
@@ -516,7 +550,7 @@ impl Writer {
         }
         txn.commit().map_err(storage)?;
         self.last = last;
-        self.trimmed = trimmed;
+        self.set_trimmed(trimmed);
         *lock(&self.last_shared) = last;
         Ok((outcomes, fresh))
     }
@@ -550,8 +584,15 @@ impl Writer {
             }
         }
         txn.commit().map_err(storage)?;
-        self.trimmed = trimmed;
+        self.set_trimmed(trimmed);
         Ok(())
+    }
+
+    fn set_trimmed(&mut self, trimmed: Option<EventId>) {
+        if trimmed != self.trimmed {
+            self.trimmed = trimmed;
+            self.trimmed_watch.send_replace(trimmed);
+        }
     }
 }
 
@@ -603,7 +644,9 @@ impl Log for EmbeddedLog {
     }
 
     fn tail(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
-        self.tail.subscribe()
+        lock(&self.tail)
+            .as_ref()
+            .map_or_else(closed_tail, broadcast::Sender::subscribe)
     }
 
     fn last_id(&self) -> BoxFuture<'_, Result<Option<EventId>, LogError>> {
@@ -766,6 +809,29 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_trims_by_age_when_nothing_is_appended() {
+        let dir = temp();
+        let (now, clock) = manual_clock(10_000);
+        let retention = Retention {
+            max_events: None,
+            max_age: Some(Duration::from_secs(5)),
+        };
+        let log = EmbeddedLog::open_with_clock(dir.path(), retention, clock).unwrap();
+        let old = append(&log, keyed("t", "old", "k")).await;
+        let mut trimmed = log.trimmed();
+        now.store(20_000, Ordering::SeqCst);
+        // The writer's next idle tick (every TRIM_INTERVAL) removes it, with no append to help.
+        within("periodic trim", trimmed.wait_for(|t| *t == Some(old)))
+            .await
+            .unwrap();
+        log.close().await.unwrap();
+        let db = Database::open(dir.path().join(FILE_NAME)).unwrap();
+        let txn = db.begin_read().unwrap();
+        assert!(txn.open_table(EVENTS).unwrap().is_empty().unwrap());
+        assert!(txn.open_table(KEYS).unwrap().is_empty().unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_append_is_in_the_tail_when_it_is_answered() {
         let dir = temp();
         let log = EmbeddedLog::open(dir.path(), KEEP_ALL).unwrap();
@@ -800,6 +866,35 @@ mod tests {
         let stored: Vec<EventId> = read_all(&log).await.iter().map(|e| e.id).collect();
         acknowledged.sort();
         assert_eq!(stored, acknowledged);
+        log.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_events_are_spread_over_commits() {
+        // More bytes at once than one batch takes: every append still makes it, in order.
+        const APPENDERS: usize = 24;
+        let dir = temp();
+        let log = Arc::new(EmbeddedLog::open(dir.path(), KEEP_ALL).unwrap());
+        let big = "b".repeat(1 << 20);
+        assert!(APPENDERS * big.len() > MAX_BATCH_BYTES);
+        let appends: Vec<_> = (0..APPENDERS)
+            .map(|i| {
+                let log = Arc::clone(&log);
+                let data = format!("{i}{big}");
+                tokio::spawn(async move { append(&*log, event("big", &data)).await })
+            })
+            .collect();
+        let mut acknowledged = Vec::new();
+        for append in appends {
+            acknowledged.push(within("append", append).await.unwrap());
+        }
+        acknowledged.sort();
+        let stored = read_all(&*log).await;
+        assert_eq!(
+            stored.iter().map(|e| e.id).collect::<Vec<_>>(),
+            acknowledged
+        );
+        assert!(stored.iter().all(|e| e.data.len() > big.len()));
         log.close().await.unwrap();
     }
 
@@ -961,8 +1056,12 @@ mod tests {
                 .map(|task| {
                     let log = Arc::clone(&log);
                     tokio::spawn(async move {
-                        // Bounded, in case the parent never kills us.
-                        for i in 0..1_000_000 {
+                        // Bounded in count and time, in case the parent never kills us.
+                        let deadline = Instant::now() + Duration::from_secs(120);
+                        for i in 0..100_000 {
+                            if Instant::now() > deadline {
+                                break;
+                            }
                             let data = format!("{task}/{i}");
                             let key = format!("key-{task}-{i}");
                             let id = log.append(keyed("crash", &data, &key)).await.unwrap().id;
@@ -979,21 +1078,34 @@ mod tests {
         });
     }
 
+    /// Kills the child when the test ends, even by a failed assertion.
+    struct KillOnDrop(std::process::Child);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // Already killed and reaped on the normal path: the errors say so, nothing to do.
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn killed_mid_stream_loses_no_acknowledged_append() {
         let dir = temp();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "log::embedded::tests::crash_child",
-                "--exact",
-                "--nocapture",
-            ])
-            .env(CRASH_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let mut child = KillOnDrop(
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "log::embedded::tests::crash_child",
+                    "--exact",
+                    "--nocapture",
+                ])
+                .env(CRASH_DIR, dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let stdout = child.0.stdout.take().unwrap();
         let acked = tokio::task::spawn_blocking(move || {
             let mut acked = Vec::new();
             for line in BufReader::new(stdout).lines() {
@@ -1011,8 +1123,8 @@ mod tests {
         });
         let acked = within("child acknowledgements", acked).await.unwrap();
         // SIGKILL, while the child's appenders are still writing.
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
         assert_eq!(acked.len(), ACKS_BEFORE_KILL, "the child stopped early");
 
         let log = EmbeddedLog::open(dir.path(), KEEP_ALL).unwrap();

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use super::clock::{self, Clock};
 use super::{
     Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoredEvent,
-    TAIL_CAPACITY, age_cutoff, next_id,
+    TAIL_CAPACITY, age_cutoff, closed_tail, is_truncated, next_id,
 };
 
 /// A log held in memory: a ring of the retained events, oldest first.
@@ -41,8 +41,6 @@ pub struct MemoryLog {
     /// (every method takes it, does a bounded amount of work and releases it before returning its
     /// ready future), and the tail is sent to while it is held so that tail order is id order.
     state: Mutex<State>,
-    /// Feeds [`Log::tail`]; `State` sends to it under the lock.
-    tail: broadcast::Sender<Arc<StoredEvent>>,
     /// The bounds on what is kept.
     retention: Retention,
     /// The time source for ids and age retention.
@@ -50,7 +48,6 @@ pub struct MemoryLog {
 }
 
 /// What the lock protects.
-#[derive(Default)]
 struct State {
     /// The retained events, in id order.
     events: VecDeque<Entry>,
@@ -60,8 +57,9 @@ struct State {
     keys: HashMap<(String, String), EventId>,
     /// The highest id retention ever removed: a read after an id below it missed something.
     trimmed: Option<EventId>,
-    /// Set by [`Log::close`]: appends are refused after it.
-    closed: bool,
+    /// Feeds [`Log::tail`], sent to under the lock so that tail order is id order. `None` once
+    /// closed: appends are refused and tail receivers end.
+    tail: Option<broadcast::Sender<Arc<StoredEvent>>>,
 }
 
 /// One retained event and the idempotency key to forget with it.
@@ -80,8 +78,13 @@ impl MemoryLog {
     pub(crate) fn with_clock(retention: Retention, clock: Clock) -> Self {
         let (tail, _) = broadcast::channel(TAIL_CAPACITY);
         Self {
-            state: Mutex::new(State::default()),
-            tail,
+            state: Mutex::new(State {
+                events: VecDeque::new(),
+                last: None,
+                keys: HashMap::new(),
+                trimmed: None,
+                tail: Some(tail),
+            }),
             retention,
             clock,
         }
@@ -98,7 +101,7 @@ impl MemoryLog {
     fn do_append(&self, event: NewEvent) -> Result<Appended, LogError> {
         let now = (self.clock)();
         let mut state = self.lock();
-        if state.closed {
+        if state.tail.is_none() {
             return Err(closed());
         }
         state.trim(&self.retention, now);
@@ -129,8 +132,10 @@ impl MemoryLog {
             key,
         });
         state.trim(&self.retention, now);
-        // No receiver is not an error: the hub may not be tailing yet.
-        let _ = self.tail.send(stored);
+        if let Some(tail) = &state.tail {
+            // No receiver is not an error: the hub may not be tailing yet.
+            let _ = tail.send(stored);
+        }
         Ok(Appended {
             id,
             duplicate: false,
@@ -156,16 +161,6 @@ impl MemoryLog {
             events,
             truncated: is_truncated(state.trimmed, after),
         }
-    }
-}
-
-/// Whether a reader after `after` missed events, given the highest id retention removed. `None`
-/// (from the oldest) is before every id: it missed something as soon as anything was removed.
-pub(crate) fn is_truncated(trimmed: Option<EventId>, after: Option<EventId>) -> bool {
-    match (trimmed, after) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(trimmed), Some(after)) => trimmed > after,
     }
 }
 
@@ -213,7 +208,10 @@ impl Log for MemoryLog {
     }
 
     fn tail(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
-        self.tail.subscribe()
+        self.lock()
+            .tail
+            .as_ref()
+            .map_or_else(closed_tail, broadcast::Sender::subscribe)
     }
 
     fn last_id(&self) -> BoxFuture<'_, Result<Option<EventId>, LogError>> {
@@ -222,7 +220,7 @@ impl Log for MemoryLog {
     }
 
     fn close(&self) -> BoxFuture<'_, Result<(), LogError>> {
-        self.lock().closed = true;
+        self.lock().tail = None;
         Box::pin(async { Ok(()) })
     }
 }
@@ -262,16 +260,5 @@ mod tests {
         now.store(6_000, Ordering::SeqCst);
         let fourth = log.append(suite::event("a", "4")).await.unwrap().id;
         assert_eq!(fourth, EventId::new(6_000, 0));
-    }
-
-    #[test]
-    fn truncation_is_relative_to_the_reader() {
-        let id = EventId::new(10, 3);
-        assert!(!is_truncated(None, None));
-        assert!(!is_truncated(None, Some(id)));
-        assert!(is_truncated(Some(id), None));
-        assert!(is_truncated(Some(id), Some(EventId::new(10, 2))));
-        assert!(!is_truncated(Some(id), Some(id)));
-        assert!(!is_truncated(Some(id), Some(EventId::new(11, 0))));
     }
 }

@@ -5,6 +5,23 @@
 //! `Last-Event-ID` is a position and resume is a range read ([`Log::read_after`]). New events reach
 //! the hub's fan-out through [`Log::tail`] only once they are durable, the same way for every store
 //! (Redis included, where the tail is fed by other hubs' appends too).
+//!
+//! | store           | durable                    | for                                  |
+//! |-----------------|----------------------------|--------------------------------------|
+//! | [`MemoryLog`]   | no (a ring in memory)      | tests, `--store memory`              |
+//! | [`EmbeddedLog`] | yes: fsynced, group commit | one machine (`--data-dir`), default  |
+//!
+//! Semantics every store shares (one test suite holds them all to it):
+//! - ids are `<millis>-<seq>`: the append's wall-clock time, or the previous id's millis when
+//!   the clock stands still or went back, so they only increase, across restarts too;
+//! - an idempotency key is remembered per topic for as long as its event is retained;
+//! - retention removes the oldest events past `max_events` or older than `max_age` (judged by
+//!   the id's millis); reads never return an event past either bound;
+//! - [`ReadBatch::truncated`] is true exactly when retention removed an event after the reader's
+//!   id (`None` counts as before every id);
+//! - [`Log::last_id`] is the newest id ever assigned, even if retention removed that event;
+//! - after [`Log::close`], appends fail with [`LogError::Unavailable`] and tail receivers end
+//!   (`RecvError::Closed`) once they have received every event appended before.
 
 use std::fmt;
 use std::future::Future;
@@ -206,6 +223,11 @@ pub trait Log: Send + Sync + 'static {
 /// [`Log::read_after`].
 pub const TAIL_CAPACITY: usize = 4096;
 
+/// A tail receiver that is already closed: what [`Log::tail`] answers after [`Log::close`].
+pub(crate) fn closed_tail() -> broadcast::Receiver<Arc<StoredEvent>> {
+    broadcast::channel(1).1
+}
+
 /// The id for an event appended at `now` (Unix ms) after `last`: `now` if the clock moved on,
 /// else the next id after `last`, so that ids keep increasing when the clock stands still or
 /// goes backwards (NTP step, restored VM), as Redis Streams do.
@@ -225,9 +247,30 @@ pub(crate) fn age_cutoff(retention: &Retention, now: u64) -> Option<EventId> {
     Some(EventId::new(now.saturating_sub(max_age), 0))
 }
 
+/// Whether a reader after `after` missed events, given the highest id retention removed. `None`
+/// (from the oldest) is before every id: it missed something as soon as anything was removed.
+pub(crate) fn is_truncated(trimmed: Option<EventId>, after: Option<EventId>) -> bool {
+    match (trimmed, after) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(trimmed), Some(after)) => trimmed > after,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncation_is_relative_to_the_reader() {
+        let id = EventId::new(10, 3);
+        assert!(!is_truncated(None, None));
+        assert!(!is_truncated(None, Some(id)));
+        assert!(is_truncated(Some(id), None));
+        assert!(is_truncated(Some(id), Some(EventId::new(10, 2))));
+        assert!(!is_truncated(Some(id), Some(id)));
+        assert!(!is_truncated(Some(id), Some(EventId::new(11, 0))));
+    }
 
     #[test]
     fn next_id_follows_the_clock_and_never_goes_back() {

@@ -41,6 +41,7 @@ macro_rules! suite_tests {
             paging_reads_everything_once,
             idempotency_key_answers_the_first_id,
             idempotency_keys_are_per_topic,
+            concurrent_retries_store_one_event,
             retention_by_count_keeps_the_newest,
             retention_by_age_removes_old_events,
             truncated_only_when_the_reader_missed_something,
@@ -48,6 +49,7 @@ macro_rules! suite_tests {
             concurrent_appends_get_distinct_increasing_ids,
             last_id_is_the_newest_ever_assigned,
             append_after_close_is_refused,
+            tail_ends_after_close,
         );
     };
     (@each $opener:expr; $($name:ident),* $(,)?) => {
@@ -161,6 +163,14 @@ pub(crate) async fn stores_any_text_faithfully(opener: impl Opener) {
             retry: None,
             private: true,
             idempotency_key: Some(String::new()),
+        },
+        NewEvent {
+            topic: "t".repeat(64 << 10),
+            event_type: None,
+            data: "long topic and key".into(),
+            retry: None,
+            private: false,
+            idempotency_key: Some("k".repeat(64 << 10)),
         },
     ];
     let mut expected = Vec::new();
@@ -293,6 +303,26 @@ pub(crate) async fn idempotency_keys_are_per_topic(opener: impl Opener) {
         assert_eq!((again.id, again.duplicate), (id, true), "{topic:?} {key:?}");
     }
     assert_eq!(read_all(&*log).await.len(), all.len());
+}
+
+pub(crate) async fn concurrent_retries_store_one_event(opener: impl Opener) {
+    // A publisher retrying while its first attempt is still in flight: one event, one id.
+    const RETRIES: usize = 20;
+    let log = opener.open(KEEP_ALL).await;
+    let attempts: Vec<_> = (0..RETRIES)
+        .map(|_| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { log.append(keyed("t", "once", "same")).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for attempt in attempts {
+        answers.push(within("append", attempt).await.unwrap().unwrap());
+    }
+    let stored = read_all(&*log).await;
+    assert_eq!(stored.len(), 1);
+    assert!(answers.iter().all(|a| a.id == stored[0].id));
+    assert_eq!(answers.iter().filter(|a| !a.duplicate).count(), 1);
 }
 
 pub(crate) async fn retention_by_count_keeps_the_newest(opener: impl Opener) {
@@ -466,4 +496,21 @@ pub(crate) async fn append_after_close_is_refused(opener: impl Opener) {
     assert!(within("append", log.append(event("a", "2"))).await.is_err());
     // Closing twice is harmless.
     within("close", log.close()).await.unwrap();
+}
+
+pub(crate) async fn tail_ends_after_close(opener: impl Opener) {
+    let log = opener.open(KEEP_ALL).await;
+    let mut tail = log.tail();
+    let id = append(&*log, event("a", "1")).await;
+    within("close", log.close()).await.unwrap();
+    // What was appended before still arrives, then the tail ends: the hub's broker can stop.
+    assert_eq!(recv(&mut tail).await.id, id);
+    assert_eq!(
+        within("tail end", tail.recv()).await,
+        Err(broadcast::error::RecvError::Closed)
+    );
+    assert_eq!(
+        within("tail after close", log.tail().recv()).await,
+        Err(broadcast::error::RecvError::Closed)
+    );
 }
