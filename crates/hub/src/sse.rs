@@ -7,7 +7,7 @@
 //! | live        | sends its mailbox's frames, skipping ids `<= cursor` (already sent)         |
 //! | closing     | sends the shutdown `retry:` and ends                                        |
 //!
-//! `catching up -> live` when a batch comes back short; `live -> catching up` when the mailbox
+//! `catching up -> live` when a batch comes back empty; `live -> catching up` when the mailbox
 //! reports lag. The cursor is the highest log id the stream has sent or read past, so a replayed
 //! event is never sent again by the live path and nothing between the two is skipped.
 
@@ -105,7 +105,9 @@ impl SubscriberStream {
                         if batch.truncated {
                             self.ready.push_back((reset_frame(self.cursor), false));
                         }
-                        self.catching_up = batch.events.len() >= CATCH_UP_BATCH;
+                        // Done only when the log has nothing more: a short batch is not proof
+                        // (a store may bound a read by bytes), and one empty read is cheap.
+                        self.catching_up = !batch.events.is_empty();
                         self.take_batch(&batch.events);
                     }
                     Err(err) => {
