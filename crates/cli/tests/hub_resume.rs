@@ -127,7 +127,10 @@ fn lagging_subscriber_catches_up_from_the_log() {
     let hub = Hub::start(&["--store", "memory", "--max-unsent-bytes", "2048"]);
     let mut sub = hub.subscribe("topic=bulk", None);
     let payload = "x".repeat(4000);
-    let total = 1500; // ~6 MB: more than the socket buffers hold, so the queue overflows
+    // ~12 MB: more than the socket buffers of a reader that does not read can hold (its receive
+    // window only grows as it reads; the sender's buffer is capped by net.ipv4.tcp_wmem, 4 MB by
+    // default), so the small queue overflows.
+    let total = 3000;
     let addr = hub.addr;
     let publishers: Vec<_> = (0..3)
         .map(|p| {
@@ -163,5 +166,57 @@ fn lagging_subscriber_catches_up_from_the_log() {
     assert_eq!(
         (ev.data.as_str(), ev.last_event_id.as_str()),
         ("end", end.as_str())
+    );
+}
+
+/// A subscriber that lags so far that retention removed what it missed gets `herald.reset` in the
+/// middle of its stream, then continues in order up to the newest event.
+#[test]
+fn lag_past_retention_sends_herald_reset_mid_stream() {
+    let hub = Hub::start(&[
+        "--store",
+        "memory",
+        "--max-unsent-bytes",
+        "2048",
+        "--retention-events",
+        "20",
+    ]);
+    let mut sub = hub.subscribe("topic=bulk", None);
+    let payload = "z".repeat(4000);
+    let addr = hub.addr;
+    let publishers: Vec<_> = (0..3)
+        .map(|p| {
+            let payload = payload.clone();
+            thread::spawn(move || {
+                let hub = hub_support::Client(addr);
+                // ~12 MB in all: see `lagging_subscriber_catches_up_from_the_log`.
+                (0..1000)
+                    .map(|i| hub.publish("bulk", &format!("{p}-{i} {payload}")))
+                    .count()
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let end = hub.publish("bulk", "end");
+    let mut resets = 0;
+    let mut last: Option<herald_hub::log::EventId> = None;
+    loop {
+        let ev = sub.next().expect("stream ended");
+        if ev.event_type == "herald.reset" {
+            resets += 1;
+            continue;
+        }
+        let id = ev.last_event_id.parse().unwrap();
+        assert!(last.is_none_or(|l| l < id), "ids not strictly increasing");
+        last = Some(id);
+        if ev.last_event_id == end {
+            break;
+        }
+    }
+    assert!(
+        resets >= 1,
+        "the subscriber lost events without a herald.reset"
     );
 }
