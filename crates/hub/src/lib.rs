@@ -1,4 +1,230 @@
-//! The herald hub: topics, a durable log, lossless resume and fan-out over Server-Sent Events.
-//! (Work in progress: see issue 4.)
+//! The herald hub: topics, a durable log, lossless resume and fan-out over Server-Sent Events,
+//! as an axum [`Router`] you can mount in your own app or run with [`serve`].
+//!
+//! - [`Hub`] owns a [`log::Log`] store and the live fan-out; [`Hub::router`] gives its HTTP API
+//!   (`GET /events`, `POST /publish`, `GET /healthz`, `GET /metrics`, `GET /`).
+//! - [`serve`] runs a hub on a listener you bind, until a shutdown future you pass resolves; it
+//!   ends every open stream with a jittered `retry:`, drains, and closes the log.
+//! - [`topic`] defines topic names and subscription patterns (`chat/*`, `chat/**`).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use herald_hub::{Hub, HubConfig, log::Log};
+//!
+//! # async fn example(store: Arc<dyn Log>) -> std::io::Result<()> {
+//! let hub = Hub::new(store, HubConfig::default());
+//! // Mount it in your own axum app...
+//! let app = axum::Router::new().nest("/hub", hub.router());
+//! # let _ = app;
+//! // ...or serve it on its own, until Ctrl-C.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! herald_hub::serve(listener, hub, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! Limits: `private` events are stored and delivered like others until authentication lands
+//! (every subscriber is anonymous); a slow client is only closed by [`serve`] (which owns the
+//! sockets), while a router mounted elsewhere still bounds its memory and catches it up from
+//! the log.
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+
+mod broker;
+mod config;
+mod error;
+mod form;
 pub mod log;
+mod metrics;
+mod publish;
+mod server;
+mod sse;
+pub mod topic;
+
+pub use config::HubConfig;
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use publish::{MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, RESERVED_TYPE_PREFIX};
+pub use server::serve;
+pub use sse::{CATCH_UP_BATCH, RESET_EVENT_TYPE};
+
+use crate::broker::Broker;
+use crate::log::{Appended, Log, NewEvent};
+
+/// The demo page, embedded at build time.
+const INDEX_HTML: &str = include_str!("../../../web/index.html");
+
+/// What every handler and stream of one hub shares.
+struct Shared {
+    log: Arc<dyn Log>,
+    broker: Arc<Broker>,
+    metrics: Arc<Metrics>,
+    config: HubConfig,
+}
+
+/// A running hub: a log store plus the live fan-out. Cheap to clone (all clones are one hub).
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub over `log`. Starts the fan-out task, so it must be called inside a Tokio runtime.
+    pub fn new(log: Arc<dyn Log>, config: HubConfig) -> Self {
+        let broker = Arc::new(Broker::new(config.max_unsent_bytes));
+        // Take the tail now, so that every event appended after `new` returns is fanned out.
+        let tail = log.tail();
+        tokio::spawn(broker::run(broker.clone(), tail, config.heartbeat));
+        Self {
+            shared: Arc::new(Shared {
+                log,
+                broker,
+                metrics: Arc::new(Metrics::default()),
+                config,
+            }),
+        }
+    }
+
+    /// The hub's HTTP API as an axum router, ready to serve or to nest in your own app.
+    pub fn router(&self) -> Router {
+        let router = Router::new()
+            .route("/events", get(sse::events))
+            .route("/publish", post(publish_handler))
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics_handler));
+        let router = match &self.shared.config.static_dir {
+            Some(dir) => {
+                use axum::handler::HandlerWithoutStateExt;
+                let files = tower_http::services::ServeDir::new(dir)
+                    .call_fallback_on_method_not_allowed(true)
+                    .not_found_service(not_found.into_service());
+                router.fallback_service(files)
+            }
+            None => router.route("/", get(index)).fallback(not_found),
+        };
+        router
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(self.shared.config.max_body_bytes))
+            .with_state(self.shared.clone())
+    }
+
+    /// Publishes an event (checked by the same rules as `POST /publish`) and answers once it is
+    /// durable.
+    pub async fn publish(&self, mut event: NewEvent) -> Result<Appended, ApiError> {
+        publish::validate(&mut event)?;
+        let appended = self.shared.log.append(event).await?;
+        if !appended.duplicate {
+            Metrics::inc(&self.shared.metrics.published);
+        }
+        Ok(appended)
+    }
+
+    /// The hub's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The hub's settings.
+    pub fn config(&self) -> &HubConfig {
+        &self.shared.config
+    }
+
+    /// Ends every open stream (each gets a jittered `retry:` first) and every later one, and stops
+    /// the fan-out. The log stays open: see [`Hub::close_log`].
+    pub fn close_streams(&self) {
+        let c = &self.shared.config;
+        self.shared.broker.close(
+            c.retry.as_millis() as u64,
+            c.shutdown_jitter.as_millis() as u64,
+        );
+    }
+
+    /// Makes everything durable and releases the store (after [`Hub::close_streams`]).
+    pub async fn close_log(&self) -> Result<(), log::LogError> {
+        self.shared.log.close().await
+    }
+}
+
+async fn publish_handler(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large(shared.config.max_body_bytes)
+        } else {
+            ApiError::new(rejection.status(), rejection.body_text())
+        }
+    })?;
+    let event = publish::parse(&headers, &body)?;
+    let appended = shared.log.append(event).await?;
+    if !appended.duplicate {
+        Metrics::inc(&shared.metrics.published);
+    }
+    let body = serde_json::json!({ "id": appended.id.to_string() }).to_string();
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn healthz() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+}
+
+async fn metrics_handler(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+}
+
+async fn index() -> Html<&'static str> {
+    Html(INDEX_HTML)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM (SIGINT only off Unix).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

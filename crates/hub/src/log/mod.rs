@@ -5,6 +5,23 @@
 //! `Last-Event-ID` is a position and resume is a range read ([`Log::read_after`]). New events reach
 //! the hub's fan-out through [`Log::tail`] only once they are durable, the same way for every store
 //! (Redis included, where the tail is fed by other hubs' appends too).
+//!
+//! | store           | durable                    | for                                  |
+//! |-----------------|----------------------------|--------------------------------------|
+//! | [`MemoryLog`]   | no (a ring in memory)      | tests, `--store memory`              |
+//! | [`EmbeddedLog`] | yes: fsynced, group commit | one machine (`--data-dir`), default  |
+//!
+//! Semantics every store shares (one test suite holds them all to it):
+//! - ids are `<millis>-<seq>`: the append's wall-clock time, or the previous id's millis when
+//!   the clock stands still or went back, so they only increase, across restarts too;
+//! - an idempotency key is remembered per topic for as long as its event is retained;
+//! - retention removes the oldest events past `max_events` or older than `max_age` (judged by
+//!   the id's millis); reads never return an event past either bound;
+//! - [`ReadBatch::truncated`] is true exactly when retention removed an event after the reader's
+//!   id (`None` counts as before every id);
+//! - [`Log::last_id`] is the newest id ever assigned, even if retention removed that event;
+//! - after [`Log::close`], appends fail with [`LogError::Unavailable`] and tail receivers end
+//!   (`RecvError::Closed`) once they have received every event appended before.
 
 use std::fmt;
 use std::future::Future;
@@ -14,6 +31,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
+
+mod clock;
+mod codec;
+pub mod embedded;
+pub mod memory;
+#[cfg(test)]
+mod suite;
+
+pub use embedded::EmbeddedLog;
+pub use memory::MemoryLog;
 
 /// A boxed future, so that stores can be chosen at run time behind `Arc<dyn Log>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -188,9 +215,89 @@ pub trait Log: Send + Sync + 'static {
     fn close(&self) -> BoxFuture<'_, Result<(), LogError>>;
 }
 
+/// How many events a [`Log::tail`] receiver may fall behind before it lags (and gets
+/// `RecvError::Lagged`). The hub's broker is meant to be the one tail receiver, and it only moves
+/// events on to bounded per-topic rings, so it falls behind only while it is not scheduled: 4096
+/// covers a burst of several group commits on a loaded machine. Each slot is one `Arc`, so the
+/// channel costs 32 KiB at most, and a receiver that lags anyway loses nothing: it re-reads from
+/// [`Log::read_after`].
+pub const TAIL_CAPACITY: usize = 4096;
+
+/// A tail receiver that is already closed: what [`Log::tail`] answers after [`Log::close`].
+pub(crate) fn closed_tail() -> broadcast::Receiver<Arc<StoredEvent>> {
+    broadcast::channel(1).1
+}
+
+/// The id for an event appended at `now` (Unix ms) after `last`: `now` if the clock moved on,
+/// else the next id after `last`, so that ids keep increasing when the clock stands still or
+/// goes backwards (NTP step, restored VM), as Redis Streams do.
+pub(crate) fn next_id(last: Option<EventId>, now: u64) -> EventId {
+    match last {
+        Some(last) if last.millis >= now => last.next(),
+        _ => EventId::new(now, 0),
+    }
+}
+
+/// The smallest id still young enough to keep at `now`, if there is an age bound: events with a
+/// smaller id are older than `max_age`. Age is read from the id's millis, the append time (or
+/// later, if the clock went backwards), as Redis `XTRIM MINID` does.
+pub(crate) fn age_cutoff(retention: &Retention, now: u64) -> Option<EventId> {
+    let max_age = retention.max_age?;
+    let max_age = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+    Some(EventId::new(now.saturating_sub(max_age), 0))
+}
+
+/// Whether a reader after `after` missed events, given the highest id retention removed. `None`
+/// (from the oldest) is before every id: it missed something as soon as anything was removed.
+pub(crate) fn is_truncated(trimmed: Option<EventId>, after: Option<EventId>) -> bool {
+    match (trimmed, after) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(trimmed), Some(after)) => trimmed > after,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncation_is_relative_to_the_reader() {
+        let id = EventId::new(10, 3);
+        assert!(!is_truncated(None, None));
+        assert!(!is_truncated(None, Some(id)));
+        assert!(is_truncated(Some(id), None));
+        assert!(is_truncated(Some(id), Some(EventId::new(10, 2))));
+        assert!(!is_truncated(Some(id), Some(id)));
+        assert!(!is_truncated(Some(id), Some(EventId::new(11, 0))));
+    }
+
+    #[test]
+    fn next_id_follows_the_clock_and_never_goes_back() {
+        assert_eq!(next_id(None, 7), EventId::new(7, 0));
+        assert_eq!(next_id(Some(EventId::new(5, 9)), 7), EventId::new(7, 0));
+        assert_eq!(next_id(Some(EventId::new(7, 0)), 7), EventId::new(7, 1));
+        assert_eq!(next_id(Some(EventId::new(9, 4)), 7), EventId::new(9, 5));
+        assert_eq!(
+            next_id(Some(EventId::new(9, u64::MAX)), 7),
+            EventId::new(10, 0)
+        );
+    }
+
+    #[test]
+    fn age_cutoff_is_now_minus_max_age() {
+        let keep_all = Retention {
+            max_events: None,
+            max_age: None,
+        };
+        assert_eq!(age_cutoff(&keep_all, 10_000), None);
+        let second = Retention {
+            max_events: None,
+            max_age: Some(Duration::from_secs(1)),
+        };
+        assert_eq!(age_cutoff(&second, 10_000), Some(EventId::new(9_000, 0)));
+        assert_eq!(age_cutoff(&second, 10), Some(EventId::new(0, 0)));
+    }
 
     #[test]
     fn id_round_trips_and_orders() {

@@ -1,0 +1,513 @@
+//! The live fan-out: one task reads [`Log::tail`], encodes each event once and pushes the same
+//! `Bytes` into the mailbox of every subscription whose patterns match its topic.
+//!
+//! Ordering: the tail yields events in id order and the broker pushes them in that order, so each
+//! mailbox holds strictly increasing ids whatever the number of topics or patterns of its
+//! subscription (an event that matches two patterns of one subscription is pushed once).
+//!
+//! Lag is not loss: a mailbox holds at most `max_unsent_bytes`. When a push would pass that bound
+//! the mailbox is emptied (its memory freed) and marked *lagged*; the broker then drops events for
+//! it until its stream takes the mark, reads the missed events from the log with
+//! [`Log::read_after`] from the last id it sent, and drops live events it already sent (ids are
+//! totally ordered, so "already sent" is `id <= cursor`). Because the tail only carries durable
+//! events, every event the broker dropped is in the log when the stream reads it. If the broker's
+//! own tail receiver lags, every mailbox is marked lagged and each stream recovers the same way.
+//!
+//! Locks: the registry and each mailbox are std `Mutex`es, never held across an `.await`; the
+//! broker holds the registry lock while it pushes one event (no allocation per subscriber, only a
+//! reference-count increment per matching mailbox).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Notify, broadcast};
+
+use crate::log::{EventId, StoredEvent};
+use crate::topic::TopicPattern;
+
+/// The heartbeat comment, encoded once and shared by every stream.
+pub(crate) static HEARTBEAT: Bytes = Bytes::from_static(b":\n\n");
+
+/// One frame waiting for a subscriber's connection.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    /// The log id of an event frame; `None` for a heartbeat.
+    pub(crate) id: Option<EventId>,
+    pub(crate) bytes: Bytes,
+}
+
+/// What a stream finds in its mailbox.
+#[derive(Debug)]
+pub(crate) enum Pop {
+    Frame(Frame),
+    /// Events were dropped: catch up from the log (the mark is cleared by this pop).
+    Lagged,
+    /// The hub is shutting down: send this last frame (a `retry:`) and end.
+    Closing(Bytes),
+    Empty,
+}
+
+#[derive(Debug, Default)]
+struct MailboxState {
+    queue: VecDeque<Frame>,
+    queued_bytes: usize,
+    last_queued: Option<EventId>,
+    lagged: bool,
+    /// Broker ticks (every half heartbeat interval) since something was last queued.
+    idle_ticks: u8,
+    closing: Option<Bytes>,
+}
+
+/// The bounded queue between the broker and one subscriber's stream.
+#[derive(Debug, Default)]
+pub(crate) struct Mailbox {
+    state: Mutex<MailboxState>,
+    notify: Notify,
+}
+
+impl Mailbox {
+    fn lock(&self) -> MutexGuard<'_, MailboxState> {
+        // A panic while holding this lock cannot leave the state inconsistent (plain fields).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an event frame unless already queued, lagged or closing.
+    fn push_event(&self, id: EventId, bytes: &Bytes, max: usize) {
+        let mut s = self.lock();
+        if s.lagged || s.closing.is_some() || s.last_queued.is_some_and(|last| last >= id) {
+            return;
+        }
+        s.last_queued = Some(id);
+        s.idle_ticks = 0;
+        // One frame always fits in an empty queue, so that an event larger than the bound still
+        // takes the live path (its size is bounded by the publish body limit).
+        if !s.queue.is_empty() && s.queued_bytes + bytes.len() > max {
+            // Free the memory now: the stream re-reads these events from the log.
+            s.queue = VecDeque::new();
+            s.queued_bytes = 0;
+            s.lagged = true;
+            drop(s);
+            self.notify.notify_one();
+            return;
+        }
+        let was_empty = s.queue.is_empty();
+        s.queued_bytes += bytes.len();
+        s.queue.push_back(Frame {
+            id: Some(id),
+            bytes: bytes.clone(),
+        });
+        drop(s);
+        // The stream only waits after seeing an empty queue, so waking on that transition is
+        // enough (and `notify_one` keeps a permit if it is not waiting yet).
+        if was_empty {
+            self.notify.notify_one();
+        }
+    }
+
+    fn mark_lagged(&self) {
+        let mut s = self.lock();
+        s.queue = VecDeque::new();
+        s.queued_bytes = 0;
+        s.lagged = true;
+        drop(s);
+        self.notify.notify_one();
+    }
+
+    /// One broker tick (every half interval). Two ticks after the last frame, a heartbeat is
+    /// queued: so no stream stays silent longer than the interval, without a timer of its own.
+    fn tick(&self, max: usize) {
+        let mut s = self.lock();
+        s.idle_ticks = s.idle_ticks.saturating_add(1);
+        if s.idle_ticks >= 2
+            && s.queue.is_empty()
+            && !s.lagged
+            && s.closing.is_none()
+            && HEARTBEAT.len() <= max
+        {
+            s.idle_ticks = 0;
+            s.queued_bytes += HEARTBEAT.len();
+            s.queue.push_back(Frame {
+                id: None,
+                bytes: HEARTBEAT.clone(),
+            });
+            drop(s);
+            self.notify.notify_one();
+        }
+    }
+
+    fn close(&self, last: Bytes) {
+        self.lock().closing = Some(last);
+        self.notify.notify_one();
+    }
+
+    /// The last frame to send when the hub is shutting down.
+    pub(crate) fn closing(&self) -> Option<Bytes> {
+        self.lock().closing.clone()
+    }
+
+    /// Takes the next thing the stream must handle.
+    pub(crate) fn pop(&self) -> Pop {
+        let mut s = self.lock();
+        if let Some(last) = &s.closing {
+            return Pop::Closing(last.clone());
+        }
+        if let Some(frame) = s.queue.pop_front() {
+            s.queued_bytes -= frame.bytes.len();
+            return Pop::Frame(frame);
+        }
+        if s.lagged {
+            s.lagged = false;
+            return Pop::Lagged;
+        }
+        Pop::Empty
+    }
+
+    /// Resolves after the next push, lag or close (or at once if one happened since the last wait).
+    pub(crate) async fn changed(&self) {
+        self.notify.notified().await;
+    }
+}
+
+/// One open `GET /events` stream as the broker sees it.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    id: u64,
+    patterns: Box<[TopicPattern]>,
+    pub(crate) mailbox: Mailbox,
+}
+
+impl Subscription {
+    /// Whether any of its patterns selects `topic`.
+    pub(crate) fn matches(&self, topic: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches(topic))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// Subscriptions with at least one exact topic, by topic: one hash lookup per event.
+    exact: HashMap<Box<str>, HashMap<u64, Arc<Subscription>>>,
+    /// Subscriptions with at least one wildcard pattern: checked one by one.
+    wild: HashMap<u64, Arc<Subscription>>,
+    all: HashMap<u64, Arc<Subscription>>,
+    /// Set on shutdown: the `retry:` base and jitter given to streams that end.
+    closed: Option<(u64, u64)>,
+}
+
+/// The registry of subscriptions and the fan-out logic (the task is [`run`]).
+#[derive(Debug)]
+pub(crate) struct Broker {
+    registry: Mutex<Registry>,
+    next_id: AtomicU64,
+    max_unsent_bytes: usize,
+    stop: Notify,
+}
+
+fn closing_frame(base: u64, jitter: u64) -> Bytes {
+    let extra = if jitter == 0 {
+        0
+    } else {
+        rand::random_range(0..jitter)
+    };
+    herald_wire::encode_retry(base + extra)
+}
+
+impl Broker {
+    pub(crate) fn new(max_unsent_bytes: usize) -> Self {
+        Self {
+            registry: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            max_unsent_bytes,
+            stop: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a subscription; live events reach its mailbox from now on.
+    pub(crate) fn subscribe(&self, patterns: Vec<TopicPattern>) -> Arc<Subscription> {
+        let sub = Arc::new(Subscription {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            patterns: patterns.into(),
+            mailbox: Mailbox::default(),
+        });
+        let mut reg = self.lock();
+        if let Some((base, jitter)) = reg.closed {
+            sub.mailbox.close(closing_frame(base, jitter));
+            return sub;
+        }
+        for p in sub.patterns.iter() {
+            if p.is_exact() {
+                reg.exact
+                    .entry(p.as_str().into())
+                    .or_default()
+                    .insert(sub.id, sub.clone());
+            } else {
+                reg.wild.insert(sub.id, sub.clone());
+            }
+        }
+        reg.all.insert(sub.id, sub.clone());
+        sub
+    }
+
+    /// Forgets a subscription (its stream was dropped).
+    pub(crate) fn unsubscribe(&self, sub: &Subscription) {
+        let mut reg = self.lock();
+        reg.all.remove(&sub.id);
+        reg.wild.remove(&sub.id);
+        for p in sub.patterns.iter().filter(|p| p.is_exact()) {
+            if let Some(subs) = reg.exact.get_mut(p.as_str()) {
+                subs.remove(&sub.id);
+                if subs.is_empty() {
+                    reg.exact.remove(p.as_str());
+                }
+            }
+        }
+    }
+
+    /// Pushes one encoded event to every matching subscription.
+    pub(crate) fn dispatch(&self, event: &StoredEvent, bytes: &Bytes) {
+        let reg = self.lock();
+        let max = self.max_unsent_bytes;
+        if let Some(subs) = reg.exact.get(event.topic.as_str()) {
+            for sub in subs.values() {
+                sub.mailbox.push_event(event.id, bytes, max);
+            }
+        }
+        for sub in reg.wild.values() {
+            if sub.matches(&event.topic) {
+                sub.mailbox.push_event(event.id, bytes, max);
+            }
+        }
+    }
+
+    fn lag_all(&self) {
+        for sub in self.lock().all.values() {
+            sub.mailbox.mark_lagged();
+        }
+    }
+
+    fn tick(&self) {
+        for sub in self.lock().all.values() {
+            sub.mailbox.tick(self.max_unsent_bytes);
+        }
+    }
+
+    /// Ends every stream (each gets `retry: base + random(0..jitter)` first), refuses new ones
+    /// the same way, and stops the broker task.
+    pub(crate) fn close(&self, retry_base: u64, jitter: u64) {
+        let mut reg = self.lock();
+        reg.closed = Some((retry_base, jitter));
+        for sub in reg.all.values() {
+            sub.mailbox.close(closing_frame(retry_base, jitter));
+        }
+        drop(reg);
+        self.stop.notify_one();
+    }
+
+    /// Number of registered subscriptions.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().all.len()
+    }
+}
+
+/// Encodes a stored event as its `text/event-stream` frame, with the log id as `id:`.
+pub(crate) fn encode(event: &StoredEvent) -> Bytes {
+    fn frame(event: &StoredEvent, with_type: bool) -> Result<Bytes, herald_wire::EncodeError> {
+        let mut frame =
+            herald_wire::Event::new(event.data.clone()).with_id(event.id.to_string())?;
+        if let (true, Some(t)) = (with_type, &event.event_type) {
+            frame = frame.with_type(t.clone())?;
+        }
+        if let Some(ms) = event.retry {
+            frame = frame.with_retry(ms);
+        }
+        Ok(frame.encode())
+    }
+    // Types are checked at publish; a store that hands back a bad one loses only the type. An id
+    // prints as digits and '-', so the second attempt cannot fail.
+    frame(event, true)
+        .or_else(|err| {
+            tracing::warn!(id = %event.id, %err, "stored event type is not encodable");
+            frame(event, false)
+        })
+        .unwrap_or_default()
+}
+
+/// The broker task: fans out the log's tail until the tail closes or the broker is closed.
+pub(crate) async fn run(
+    broker: Arc<Broker>,
+    mut tail: broadcast::Receiver<Arc<StoredEvent>>,
+    heartbeat: Duration,
+) {
+    // Half-interval ticks: see `Mailbox::tick`.
+    let period = (heartbeat / 2).max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<EventId> = None;
+    loop {
+        tokio::select! {
+            received = tail.recv() => match received {
+                Ok(event) => {
+                    // A store may repeat an event across a reconnect; ids only go up.
+                    if last.is_some_and(|l| l >= event.id) {
+                        continue;
+                    }
+                    last = Some(event.id);
+                    let bytes = encode(&event);
+                    broker.dispatch(&event, &bytes);
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "fan-out fell behind the log; subscribers catch up from the log");
+                    broker.lag_all();
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = ticker.tick() => broker.tick(),
+            () = broker.stop.notified() => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: u64, topic: &str, data: &str) -> StoredEvent {
+        StoredEvent {
+            id: EventId::new(id, 0),
+            topic: topic.into(),
+            event_type: None,
+            data: data.into(),
+            retry: None,
+            private: false,
+        }
+    }
+
+    fn patterns(p: &[&str]) -> Vec<TopicPattern> {
+        p.iter()
+            .map(|p| TopicPattern::try_new(p).unwrap())
+            .collect()
+    }
+
+    fn send(broker: &Broker, e: &StoredEvent) {
+        broker.dispatch(e, &encode(e));
+    }
+
+    fn pop_id(sub: &Subscription) -> Option<u64> {
+        match sub.mailbox.pop() {
+            Pop::Frame(f) => f.id.map(|id| id.millis),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn encodes_once_with_log_id_and_type() {
+        let mut e = event(5, "t", "a\nb");
+        e.event_type = Some("chat".into());
+        e.retry = Some(10);
+        assert_eq!(
+            &encode(&e)[..],
+            b"id: 5-0\nevent: chat\nretry: 10\ndata: a\ndata: b\n\n"
+        );
+    }
+
+    #[test]
+    fn routes_by_topic_and_pattern_once_each_in_order() {
+        let broker = Broker::new(1 << 20);
+        let exact = broker.subscribe(patterns(&["a"]));
+        let both = broker.subscribe(patterns(&["a", "*", "b/**"]));
+        let other = broker.subscribe(patterns(&["c"]));
+        send(&broker, &event(1, "a", "x"));
+        send(&broker, &event(2, "b/c/d", "x"));
+        send(&broker, &event(3, "a", "x"));
+        assert_eq!((pop_id(&exact), pop_id(&exact)), (Some(1), Some(3)));
+        assert_eq!(
+            (pop_id(&both), pop_id(&both), pop_id(&both)),
+            (Some(1), Some(2), Some(3))
+        );
+        assert!(matches!(exact.mailbox.pop(), Pop::Empty));
+        assert!(matches!(both.mailbox.pop(), Pop::Empty));
+        assert!(matches!(other.mailbox.pop(), Pop::Empty));
+    }
+
+    #[test]
+    fn overflow_frees_the_queue_and_marks_lag_once() {
+        let one = encode(&event(1, "a", "x")).len();
+        let broker = Broker::new(one * 2);
+        let sub = broker.subscribe(patterns(&["a"]));
+        for id in 1..=5 {
+            send(&broker, &event(id, "a", "x"));
+        }
+        // (An event bigger than the bound alone still fits an empty queue: tested below.)
+        // The third push overflowed: the queue was dropped, later pushes are ignored.
+        assert!(matches!(sub.mailbox.pop(), Pop::Lagged));
+        assert_eq!(sub.mailbox.lock().queue.capacity(), 0);
+        assert!(matches!(sub.mailbox.pop(), Pop::Empty));
+        // Taking the mark re-enables the live path.
+        send(&broker, &event(6, "a", "x"));
+        assert_eq!(pop_id(&sub), Some(6));
+    }
+
+    #[test]
+    fn a_big_event_fits_an_empty_queue() {
+        let broker = Broker::new(8);
+        let sub = broker.subscribe(patterns(&["a"]));
+        send(&broker, &event(1, "a", &"x".repeat(100)));
+        assert_eq!(pop_id(&sub), Some(1));
+        // A second frame behind it passes the bound: lag.
+        send(&broker, &event(2, "a", &"x".repeat(100)));
+        send(&broker, &event(3, "a", "x"));
+        assert!(matches!(sub.mailbox.pop(), Pop::Lagged));
+    }
+
+    #[test]
+    fn heartbeat_only_on_idle_streams() {
+        let broker = Broker::new(1 << 20);
+        let busy = broker.subscribe(patterns(&["a"]));
+        let idle = broker.subscribe(patterns(&["b"]));
+        broker.tick(); // half an interval
+        assert!(matches!(idle.mailbox.pop(), Pop::Empty));
+        send(&broker, &event(1, "a", "x"));
+        assert_eq!(pop_id(&busy), Some(1));
+        broker.tick(); // a full interval since subscribing; half since `busy` got an event
+        assert!(matches!(busy.mailbox.pop(), Pop::Empty));
+        match idle.mailbox.pop() {
+            Pop::Frame(f) => assert_eq!((f.id, &f.bytes[..]), (None, &b":\n\n"[..])),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn close_ends_current_and_later_streams() {
+        let broker = Broker::new(1 << 20);
+        let sub = broker.subscribe(patterns(&["a"]));
+        send(&broker, &event(1, "a", "x"));
+        broker.close(1000, 0);
+        for s in [&sub, &broker.subscribe(patterns(&["a"]))] {
+            match s.mailbox.pop() {
+                Pop::Closing(b) => assert_eq!(&b[..], b"retry: 1000\n\n"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unsubscribe_forgets() {
+        let broker = Broker::new(1 << 20);
+        let a = broker.subscribe(patterns(&["a", "x/*"]));
+        let b = broker.subscribe(patterns(&["a"]));
+        assert_eq!(broker.len(), 2);
+        broker.unsubscribe(&a);
+        broker.unsubscribe(&b);
+        assert_eq!(broker.len(), 0);
+        let reg = broker.lock();
+        assert!(reg.exact.is_empty() && reg.wild.is_empty());
+    }
+}

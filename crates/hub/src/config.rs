@@ -1,0 +1,79 @@
+//! The hub's settings, each with a documented default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a [`crate::Hub`] behaves. Build with [`HubConfig::default`] and change what you need.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct HubConfig {
+    /// A comment is sent on a stream that has sent nothing for this long (checked every half
+    /// interval by one hub-wide timer), so that proxies and load balancers do not close it as
+    /// idle. Default [`HubConfig::DEFAULT_HEARTBEAT`].
+    pub heartbeat: Duration,
+    /// The `retry:` (reconnection time) sent first on every stream. Default
+    /// [`HubConfig::DEFAULT_RETRY`].
+    pub retry: Duration,
+    /// Most bytes of frames queued for one subscriber and not yet taken by its connection. Past
+    /// it the subscriber is switched to catching up from the log: nothing is lost and its memory
+    /// stays bounded. Default [`HubConfig::DEFAULT_MAX_UNSENT_BYTES`].
+    pub max_unsent_bytes: usize,
+    /// A connection whose writes make no progress for this long (the client stopped reading) is
+    /// closed. Only enforced by [`crate::serve`]. Default [`HubConfig::DEFAULT_WRITE_TIMEOUT`].
+    pub write_timeout: Duration,
+    /// Largest accepted `POST /publish` body. Default [`HubConfig::DEFAULT_MAX_BODY_BYTES`].
+    pub max_body_bytes: usize,
+    /// Most topics (or patterns) in one `GET /events`. Default [`HubConfig::DEFAULT_MAX_TOPICS`].
+    pub max_topics: usize,
+    /// How long shutdown waits for connections to end before giving up on them. Default
+    /// [`HubConfig::DEFAULT_DRAIN_TIMEOUT`].
+    pub drain_timeout: Duration,
+    /// On shutdown each stream gets `retry: <retry + random(0..shutdown_jitter)>` so that clients
+    /// do not all reconnect in the same millisecond. Default [`HubConfig::DEFAULT_SHUTDOWN_JITTER`].
+    pub shutdown_jitter: Duration,
+    /// Most open connections [`crate::serve`] accepts at once; past it, it stops accepting until
+    /// one ends (clients wait in the kernel's backlog). Default
+    /// [`HubConfig::DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// Serve this directory at `/` instead of the demo page.
+    pub static_dir: Option<PathBuf>,
+}
+
+impl HubConfig {
+    /// 15 s: below the 30 to 60 s idle timeouts of common proxies.
+    pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+    /// 3 s, like browsers' default: quick to recover, slow enough not to hammer a restarting hub.
+    pub const DEFAULT_RETRY: Duration = Duration::from_secs(3);
+    /// 64 KiB: hundreds of typical events of burst, small enough for 10,000 subscribers.
+    pub const DEFAULT_MAX_UNSENT_BYTES: usize = 64 * 1024;
+    /// 30 s: a phone that loses signal for a moment keeps its stream; a dead reader is freed.
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// 1 MiB: far above an event's size, small enough to refuse memory-exhausting bodies.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+    /// 32 topics per stream: enough for real pages, bounded matching work per event.
+    pub const DEFAULT_MAX_TOPICS: usize = 32;
+    /// 10 s: streams end at once on shutdown; this only bounds stuck connections.
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+    /// 50,000: five times the 10,000 subscribers one machine is sized for; the file descriptor
+    /// limit usually binds first.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
+    /// 5 s of spread: 10,000 clients reconnect at about 2,000 per second.
+    pub const DEFAULT_SHUTDOWN_JITTER: Duration = Duration::from_secs(5);
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Self::DEFAULT_HEARTBEAT,
+            retry: Self::DEFAULT_RETRY,
+            max_unsent_bytes: Self::DEFAULT_MAX_UNSENT_BYTES,
+            write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            max_topics: Self::DEFAULT_MAX_TOPICS,
+            drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
+            shutdown_jitter: Self::DEFAULT_SHUTDOWN_JITTER,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            static_dir: None,
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! [`serve`]: a hub on a listener, with bounded per-connection buffers, a write-stall timeout
+//! and a graceful shutdown that open SSE streams cannot hang.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderName, HeaderValue, Request};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Sleep;
+
+use crate::Hub;
+use crate::metrics::Metrics;
+
+/// Cap of hyper's per-connection buffers, hence of a request head (request line and headers):
+/// room for a long topic list and cookies, while hyper still starts every connection at its 8 KiB
+/// minimum. A publish body is not held whole here: it is read up to its own limit.
+const MAX_CONNECTION_BUF: usize = 16 * 1024;
+/// A client must send its request head within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `hub` on `listener` until `shutdown` resolves, then: stops accepting, ends every open
+/// stream with a jittered `retry:`, waits up to [`crate::HubConfig::drain_timeout`] for
+/// connections to finish, and closes the log.
+pub async fn serve(
+    listener: TcpListener,
+    hub: Hub,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let router = hub.router();
+    let metrics = hub.shared.metrics.clone();
+    let write_timeout = hub.config().write_timeout;
+    let drain_timeout = hub.config().drain_timeout;
+    // Every connection holds a receiver: `closed()` on the sender resolves once all are gone.
+    let (signal, watcher) = watch::channel(false);
+    // A permit per connection (mini-redis style): at the cap, stop accepting until one ends.
+    let permits = Arc::new(Semaphore::new(hub.config().max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // unreachable: the semaphore is never closed
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let watcher = watcher.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            Metrics::inc(&metrics.connections);
+            connection(stream, service, write_timeout, &metrics, watcher).await;
+            Metrics::dec(&metrics.connections);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: ending streams and draining connections");
+    hub.close_streams();
+    let _ = signal.send(true);
+    drop(watcher);
+    if tokio::time::timeout(drain_timeout, signal.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?drain_timeout,
+            "connections still open after the drain timeout"
+        );
+    }
+    hub.close_log()
+        .await
+        .map_err(|err| io::Error::other(err.to_string()))
+}
+
+type Service = TowerToHyperService<axum::Router>;
+
+/// One connection. A first request `GET /events` on a fresh connection is served here directly
+/// on the socket (see [`stream_events`]); anything else goes to hyper, with the bytes already read
+/// replayed in front.
+async fn connection(
+    mut stream: TcpStream,
+    service: Service,
+    write_timeout: Duration,
+    metrics: &Arc<Metrics>,
+    mut watcher: watch::Receiver<bool>,
+) {
+    let first = match tokio::time::timeout(HEADER_READ_TIMEOUT, read_first(&mut stream)).await {
+        Ok(Ok(first)) => first,
+        // No complete request head in time, or the socket failed: nothing to answer.
+        Ok(Err(_)) | Err(_) => return,
+    };
+    let prefix = match first {
+        First::Events(request) => {
+            return stream_events(stream, &service, *request, write_timeout, metrics).await;
+        }
+        First::Other(prefix) => prefix,
+    };
+    let io = TokioIo::new(Rewind {
+        prefix,
+        inner: StallGuard::new(stream, write_timeout, metrics.clone()),
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_CONNECTION_BUF)
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(err) = result {
+                tracing::debug!(%err, "connection ended with an error");
+            }
+        }
+        () = async { let _ = watcher.wait_for(|stop| *stop).await; } => {
+            // Finish the response in flight (streams were just told to end), then close.
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// What the first bytes of a connection are.
+enum First {
+    /// A complete `GET /events` request head and nothing after it.
+    Events(Box<Request<Body>>),
+    /// Anything else: the bytes read so far, for hyper.
+    Other(Bytes),
+}
+
+/// The request line prefix of the requests served directly.
+const EVENTS_PREFIX: &[u8] = b"GET /events";
+/// Most header lines in a request served directly (more: hyper answers it).
+const MAX_HEADERS: usize = 64;
+
+async fn read_first(stream: &mut TcpStream) -> io::Result<First> {
+    // Freed before the stream starts: an idle subscriber keeps no read buffer.
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Ok(First::Other(buf.freeze())); // let hyper see the end
+        }
+        let n = buf.len().min(EVENTS_PREFIX.len());
+        if buf[..n] != EVENTS_PREFIX[..n] {
+            return Ok(First::Other(buf.freeze()));
+        }
+        match parse_events_request(&buf) {
+            Parsed::Events(request) => return Ok(First::Events(request)),
+            Parsed::Partial if buf.len() < MAX_CONNECTION_BUF => buf.reserve(1024),
+            // Too big, or not for us: hyper answers (431, 400, ...) as for any request.
+            Parsed::Partial | Parsed::Other => return Ok(First::Other(buf.freeze())),
+        }
+    }
+}
+
+enum Parsed {
+    Events(Box<Request<Body>>),
+    Partial,
+    Other,
+}
+
+/// Parses a complete `GET /events...` head with nothing after it (no body, no pipelining).
+fn parse_events_request(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Other,
+    };
+    let (Some("GET"), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+        return Parsed::Other;
+    };
+    let is_events = path == "/events" || path.starts_with("/events?");
+    if len != buf.len() || !is_events {
+        return Parsed::Other;
+    }
+    let version = if minor == 0 {
+        axum::http::Version::HTTP_10
+    } else {
+        axum::http::Version::HTTP_11
+    };
+    let mut builder = Request::builder().method("GET").uri(path).version(version);
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") && h.value != b"0"
+            || name.eq_ignore_ascii_case(b"transfer-encoding")
+        {
+            return Parsed::Other; // a body on a GET: leave the details to hyper
+        }
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name),
+            HeaderValue::from_bytes(h.value),
+        ) else {
+            return Parsed::Other;
+        };
+        builder = builder.header(name, value);
+    }
+    match builder.body(Body::empty()) {
+        Ok(request) => Parsed::Events(Box::new(request)),
+        Err(_) => Parsed::Other,
+    }
+}
+
+/// Serves one `GET /events` straight on the socket: the router answers it as usual, then the head
+/// is written once and each frame of the body as it comes, with no per-connection buffers beyond
+/// the stream's own state (hyper keeps an 8 KiB read and an 8 KiB write buffer per connection for
+/// its whole life: most of an idle subscriber's memory). The body is delimited by closing the
+/// connection (`Connection: close`), valid in HTTP/1.0 and 1.1, and what an endless stream needs.
+/// The client closing its side, or sending anything more, ends the stream; a write that makes no
+/// progress for `write_timeout` closes the connection.
+async fn stream_events(
+    mut stream: TcpStream,
+    service: &Service,
+    request: Request<Body>,
+    write_timeout: Duration,
+    metrics: &Metrics,
+) {
+    use hyper::service::Service as _;
+    let Ok(response) = service.call(request).await;
+    let (parts, body) = response.into_parts();
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(parts.status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if let Some(len) = axum::body::HttpBody::size_hint(&body).exact() {
+        head.extend_from_slice(format!("content-length: {len}\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"connection: close\r\n\r\n");
+    let (mut rd, mut wr) = stream.split();
+    if !write_within(&mut wr, &head, write_timeout, metrics).await {
+        return;
+    }
+    drop(head);
+    let mut frames = body.into_data_stream();
+    let mut scratch = [0u8; 16];
+    loop {
+        tokio::select! {
+            frame = frames.next() => match frame {
+                Some(Ok(bytes)) => {
+                    if !write_within(&mut wr, &bytes, write_timeout, metrics).await {
+                        return;
+                    }
+                }
+                Some(Err(_)) | None => break,
+            },
+            // The client closed (or reset) the connection, or sent more than one request.
+            _ = rd.read(&mut scratch) => return,
+        }
+    }
+    let _ = tokio::time::timeout(write_timeout, wr.shutdown()).await;
+}
+
+/// Writes all of `bytes`; false when the socket failed or the client stopped reading.
+async fn write_within(
+    wr: &mut (impl AsyncWrite + Unpin),
+    bytes: &[u8],
+    timeout: Duration,
+    metrics: &Metrics,
+) -> bool {
+    match tokio::time::timeout(timeout, wr.write_all(bytes)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            Metrics::inc(&metrics.slow_clients_closed);
+            tracing::debug!("closing a stream whose client stopped reading");
+            false
+        }
+    }
+}
+
+/// An IO that first replays bytes already read from `inner`.
+struct Rewind<T> {
+    prefix: Bytes,
+    inner: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(n);
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A socket that fails a write that made no progress for `timeout`: a client that stops reading
+/// fills its TCP window, hyper's writes then stay pending, and this turns that into an error that
+/// closes the connection (and frees its memory) instead of holding it forever.
+struct StallGuard {
+    inner: TcpStream,
+    timeout: Duration,
+    /// Armed while a write is pending; boxed so that an idle connection does not carry a timer.
+    deadline: Option<Pin<Box<Sleep>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl StallGuard {
+    fn new(inner: TcpStream, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        Self {
+            inner,
+            timeout,
+            deadline: None,
+            metrics,
+        }
+    }
+
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.deadline = None;
+            return result;
+        }
+        let timeout = self.timeout;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(deadline.as_mut().poll(cx));
+        Metrics::inc(&self.metrics.slow_clients_closed);
+        tracing::debug!("closing a connection whose client stopped reading");
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client stopped reading",
+        )))
+    }
+}
+
+impl AsyncRead for StallGuard {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for StallGuard {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(cx, result)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check(cx, result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(cx, result)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(raw: &[u8]) -> &'static str {
+        match parse_events_request(raw) {
+            Parsed::Events(_) => "events",
+            Parsed::Partial => "partial",
+            Parsed::Other => "other",
+        }
+    }
+
+    #[test]
+    fn only_complete_bodyless_event_requests_are_taken() {
+        let ok = b"GET /events?topic=a HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 1-2\r\n\r\n";
+        assert_eq!(parsed(ok), "events");
+        assert_eq!(parsed(b"GET /events HTTP/1.0\r\n\r\n"), "events");
+        // Every strict prefix of a request is partial.
+        for i in 0..ok.len() {
+            assert_eq!(parsed(&ok[..i]), "partial", "{i}");
+        }
+        for other in [
+            &b"GET /eventsx HTTP/1.1\r\n\r\n"[..],
+            b"GET /events/x HTTP/1.1\r\n\r\n",
+            b"HEAD /events HTTP/1.1\r\n\r\n",
+            b"GET /events HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n", // pipelined
+            b"GET /events HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            b"GET /events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /events HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            b"GET /events HTTP/2.0\r\n\r\n",
+        ] {
+            assert_eq!(
+                parsed(other),
+                "other",
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        let Parsed::Events(request) = parse_events_request(ok) else {
+            unreachable!()
+        };
+        assert_eq!(request.uri(), "/events?topic=a");
+        assert_eq!(request.headers()["last-event-id"], "1-2");
+    }
+
+    #[tokio::test]
+    async fn rewind_replays_the_prefix_first() {
+        let mut io = Rewind {
+            prefix: Bytes::from_static(b"hello "),
+            inner: &b"world"[..],
+        };
+        let mut out = String::new();
+        io.read_to_string(&mut out).await.unwrap();
+        assert_eq!(out, "hello world");
+    }
+}

@@ -1,0 +1,302 @@
+//! `GET /events`: one subscriber's stream, from resume to live.
+//!
+//! | state       | what the stream does                                                        |
+//! |-------------|-----------------------------------------------------------------------------|
+//! | start       | sends `retry:`; registered with the broker *before* any log read            |
+//! | catching up | reads [`Log::read_after`]`(cursor)` in batches, sends the matching events    |
+//! | live        | sends its mailbox's frames, skipping ids `<= cursor` (already sent)         |
+//! | closing     | sends the shutdown `retry:` and ends                                        |
+//!
+//! `catching up -> live` when a batch comes back empty; `live -> catching up` when the mailbox
+//! reports lag. The cursor is the highest log id the stream has sent or read past, so a replayed
+//! event is never sent again by the live path and nothing between the two is skipped.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use axum::http::{HeaderMap, HeaderName};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use crate::Shared;
+use crate::broker::{Pop, Subscription};
+use crate::error::ApiError;
+use crate::log::{EventId, StoredEvent};
+use crate::metrics::Metrics;
+use crate::topic::TopicPattern;
+
+/// Events read from the log per catch-up step: bounds the memory of one catch-up.
+pub const CATCH_UP_BATCH: usize = 256;
+
+/// The type of the event sent before the oldest retained events when a resume asked for events
+/// that retention already removed. Its data is JSON: `{"reason":"retention","after":"<id>"}`, the
+/// id the subscriber resumed from. It has no `id:`, so the client's last event id is unchanged
+/// until the next real event.
+pub const RESET_EVENT_TYPE: &str = "herald.reset";
+
+struct SubscriberStream {
+    shared: Arc<Shared>,
+    sub: Arc<Subscription>,
+    /// Highest log id sent or read past.
+    cursor: Option<EventId>,
+    catching_up: bool,
+    /// Frames ready to send, from the start and from a catch-up batch.
+    ready: VecDeque<(Bytes, bool)>,
+    done: bool,
+}
+
+impl Drop for SubscriberStream {
+    fn drop(&mut self) {
+        self.shared.broker.unsubscribe(&self.sub);
+        Metrics::dec(&self.shared.metrics.subscriptions);
+    }
+}
+
+fn reset_frame(after: Option<EventId>) -> Bytes {
+    let after = after.map(|id| id.to_string()).unwrap_or_default();
+    let data = serde_json::json!({ "reason": "retention", "after": after }).to_string();
+    match herald_wire::Event::new(data).with_type(RESET_EVENT_TYPE) {
+        Ok(event) => event.encode(),
+        Err(_) => Bytes::new(), // unreachable: a constant without CR or LF
+    }
+}
+
+impl SubscriberStream {
+    fn take_batch(&mut self, events: &[Arc<StoredEvent>]) {
+        for event in events {
+            if self.cursor.is_some_and(|c| c >= event.id) {
+                continue;
+            }
+            self.cursor = Some(event.id);
+            if self.sub.matches(&event.topic) {
+                // Replay encodes per subscriber: it is the cold path, and bounded by the batch.
+                self.ready.push_back((crate::broker::encode(event), true));
+            }
+        }
+    }
+
+    /// The next chunk of the response body, or `None` at its end.
+    async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+        loop {
+            if let Some((bytes, event)) = self.ready.pop_front() {
+                return Some((Ok(self.count(bytes, event)), self));
+            }
+            if self.done {
+                return None;
+            }
+            if self.catching_up {
+                // A long replay must not hold the shutdown: check for it between batches.
+                if let Some(last) = self.sub.mailbox.closing() {
+                    self.done = true;
+                    self.ready.push_back((last, false));
+                    continue;
+                }
+                match self
+                    .shared
+                    .log
+                    .read_after(self.cursor, CATCH_UP_BATCH)
+                    .await
+                {
+                    Ok(batch) => {
+                        if batch.truncated {
+                            self.ready.push_back((reset_frame(self.cursor), false));
+                        }
+                        // Done only when the log has nothing more: a short batch is not proof
+                        // (a store may bound a read by bytes), and one empty read is cheap.
+                        self.catching_up = !batch.events.is_empty();
+                        self.take_batch(&batch.events);
+                    }
+                    Err(err) => {
+                        // End the stream: the client reconnects with its Last-Event-ID and
+                        // resumes exactly where it stopped.
+                        tracing::warn!(%err, "catch-up read failed; ending the stream");
+                        return None;
+                    }
+                }
+                continue;
+            }
+            match self.sub.mailbox.pop() {
+                Pop::Frame(frame) => {
+                    if let Some(id) = frame.id {
+                        if self.cursor.is_some_and(|c| c >= id) {
+                            continue;
+                        }
+                        self.cursor = Some(id);
+                    }
+                    let event = frame.id.is_some();
+                    return Some((Ok(self.count(frame.bytes, event)), self));
+                }
+                Pop::Lagged => {
+                    Metrics::inc(&self.shared.metrics.lagged_catchups);
+                    self.catching_up = true;
+                }
+                Pop::Closing(last) => {
+                    self.done = true;
+                    self.ready.push_back((last, false));
+                }
+                Pop::Empty => self.sub.mailbox.changed().await,
+            }
+        }
+    }
+
+    fn count(&self, bytes: Bytes, event: bool) -> Bytes {
+        let m = &self.shared.metrics;
+        if event {
+            Metrics::inc(&m.delivered);
+        }
+        m.bytes_out
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        bytes
+    }
+}
+
+struct Request {
+    patterns: Vec<TopicPattern>,
+    last_event_id: Option<EventId>,
+}
+
+fn parse_request(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    max_topics: usize,
+) -> Result<Request, ApiError> {
+    let pairs = crate::form::parse(query.unwrap_or_default().as_bytes())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut patterns = Vec::new();
+    let mut query_id = None;
+    for (name, value) in pairs {
+        match name.as_str() {
+            "topic" => {
+                if patterns.len() == max_topics {
+                    return Err(ApiError::bad_request(format!(
+                        "at most {max_topics} topics per stream"
+                    )));
+                }
+                let p = TopicPattern::try_new(&value).map_err(|e| {
+                    ApiError::bad_request(format!("invalid topic pattern {value:?}: {e}"))
+                })?;
+                if !patterns.contains(&p) {
+                    patterns.push(p);
+                }
+            }
+            "lastEventId" => query_id = Some(value),
+            _ => {}
+        }
+    }
+    if patterns.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing \"topic\": name at least one topic, e.g. /events?topic=chat",
+        ));
+    }
+    // The header wins: a browser sets it on reconnect, while the query parameter is fixed in the
+    // URL and so older.
+    let header_id = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::bad_request("malformed Last-Event-ID"))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let raw = header_id.or(query_id).filter(|id| !id.is_empty());
+    let last_event_id =
+        match raw {
+            None => None,
+            Some(id) => Some(id.parse::<EventId>().map_err(|e| {
+                ApiError::bad_request(format!("malformed Last-Event-ID {id:?}: {e}"))
+            })?),
+        };
+    Ok(Request {
+        patterns,
+        last_event_id,
+    })
+}
+
+/// The `GET /events` handler.
+pub(crate) async fn events(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let request = parse_request(&headers, query.as_deref(), shared.config.max_topics)?;
+    // Subscribe to the live path before reading the log, so nothing falls between the two.
+    let sub = shared.broker.subscribe(request.patterns);
+    Metrics::inc(&shared.metrics.subscriptions);
+    let retry = herald_wire::encode_retry(shared.config.retry.as_millis() as u64);
+    let stream = SubscriberStream {
+        shared,
+        sub,
+        cursor: request.last_event_id,
+        catching_up: request.last_event_id.is_some(),
+        ready: VecDeque::from([(retry, false)]),
+        done: false,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(stream, SubscriberStream::next));
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(query: &str, header: Option<&str>) -> Result<Request, ApiError> {
+        let mut h = HeaderMap::new();
+        if let Some(v) = header {
+            h.insert("last-event-id", HeaderValue::from_str(v).unwrap());
+        }
+        parse_request(&h, Some(query), 3)
+    }
+
+    #[test]
+    fn topics_and_ids() {
+        let r = req("topic=a&topic=b%2F*&topic=a&lastEventId=5-1", None).unwrap();
+        let names: Vec<_> = r.patterns.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names, ["a", "b/*"]);
+        assert_eq!(r.last_event_id, Some(EventId::new(5, 1)));
+        let r = req("topic=a&lastEventId=5-1", Some("7-0")).unwrap();
+        assert_eq!(r.last_event_id, Some(EventId::new(7, 0)));
+        let r = req("topic=a", Some("")).unwrap();
+        assert_eq!(r.last_event_id, None);
+    }
+
+    #[test]
+    fn bad_requests() {
+        for (q, h) in [
+            ("", None),
+            ("x=1", None),
+            ("topic=", None),
+            ("topic=a%20b", None),
+            ("topic=ch*t", None),
+            ("topic=a&topic=b&topic=c&topic=d", None),
+            ("topic=a&lastEventId=abc", None),
+            ("topic=a", Some("1-2-3")),
+            ("topic=%zz", None),
+        ] {
+            assert_eq!(
+                req(q, h).err().map(|e| e.status()),
+                Some(400.try_into().unwrap()),
+                "{q} {h:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reset_frame_is_an_event_without_id() {
+        assert_eq!(
+            &reset_frame(Some(EventId::new(1, 2)))[..],
+            b"event: herald.reset\ndata: {\"after\":\"1-2\",\"reason\":\"retention\"}\n\n"
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! Topic names and the patterns subscribers use to select them.
+//!
+//! A **topic** is one or more segments separated by `/`: `chat`, `chat/lobby`, `demo/time`. Each
+//! segment is non-empty and made of ASCII letters, digits and `-_.:@~`; the whole name is at most
+//! [`MAX_TOPIC_LEN`] bytes. There is no leading, trailing or doubled `/`.
+//!
+//! A **pattern** (in `GET /events?topic=...`) is a topic in which whole segments may be wildcards:
+//!
+//! | pattern    | matches                                   | does not match         |
+//! |------------|-------------------------------------------|------------------------|
+//! | `chat`     | `chat`                                    | `chat/lobby`           |
+//! | `chat/*`   | `chat/lobby`, `chat/dev`                  | `chat`, `chat/a/b`     |
+//! | `*/time`   | `demo/time`                               | `time`, `a/b/time`     |
+//! | `chat/**`  | `chat/lobby`, `chat/a/b` (one or more)    | `chat`                 |
+//! | `**`       | every topic                               |                        |
+//!
+//! `*` stands for exactly one segment; `**` for one or more segments and only as the last segment.
+//! A wildcard is always a whole segment: `ch*t` is refused.
+
+use std::fmt;
+
+/// Longest topic name or pattern, in bytes: room for a few levels of ids, small enough that a
+/// hostile subscriber cannot make matching expensive.
+pub const MAX_TOPIC_LEN: usize = 255;
+
+/// Why a topic name or pattern was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// The name is empty.
+    #[error("topic must not be empty")]
+    Empty,
+    /// The name is longer than [`MAX_TOPIC_LEN`].
+    #[error("topic is longer than {MAX_TOPIC_LEN} bytes")]
+    TooLong,
+    /// A segment is empty (leading, trailing or doubled `/`).
+    #[error("topic has an empty segment (leading, trailing or doubled '/')")]
+    EmptySegment,
+    /// A character outside `A-Z a-z 0-9 - _ . : @ ~` (and `/` between segments).
+    #[error("topic may only contain ASCII letters, digits, '/' and '-_.:@~'")]
+    BadChar,
+    /// A wildcard where a plain topic is needed (publishing), or misplaced in a pattern.
+    #[error(
+        "wildcards are whole segments: '*' for one segment, '**' only as the last segment, and none when publishing"
+    )]
+    BadWildcard,
+}
+
+fn is_topic_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@' | b'~')
+}
+
+fn check_len(s: &str) -> Result<(), TopicError> {
+    if s.is_empty() {
+        Err(TopicError::Empty)
+    } else if s.len() > MAX_TOPIC_LEN {
+        Err(TopicError::TooLong)
+    } else {
+        Ok(())
+    }
+}
+
+fn check_segment(seg: &str) -> Result<(), TopicError> {
+    if seg.is_empty() {
+        return Err(TopicError::EmptySegment);
+    }
+    if seg.contains('*') {
+        return Err(TopicError::BadWildcard);
+    }
+    if !seg.bytes().all(is_topic_byte) {
+        return Err(TopicError::BadChar);
+    }
+    Ok(())
+}
+
+/// Checks that `s` is a valid topic name to publish to (no wildcards).
+pub fn check_topic(s: &str) -> Result<(), TopicError> {
+    check_len(s)?;
+    s.split('/').try_for_each(check_segment)
+}
+
+/// One segment of a [`TopicPattern`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Segment {
+    Literal(Box<str>),
+    /// `*`: exactly one segment.
+    One,
+    /// `**` (last only): one or more segments.
+    Rest,
+}
+
+/// A validated subscription pattern (see the module docs for the rules).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicPattern {
+    text: Box<str>,
+    /// `None` for a plain topic: the common case matches with one string comparison.
+    segments: Option<Box<[Segment]>>,
+}
+
+impl TopicPattern {
+    /// Parses a pattern from untrusted input.
+    pub fn try_new(s: &str) -> Result<Self, TopicError> {
+        check_len(s)?;
+        if !s.contains('*') {
+            check_topic(s)?;
+            return Ok(Self {
+                text: s.into(),
+                segments: None,
+            });
+        }
+        let parts: Vec<&str> = s.split('/').collect();
+        let last = parts.len() - 1;
+        let mut segments = Vec::with_capacity(parts.len());
+        for (i, part) in parts.into_iter().enumerate() {
+            segments.push(match part {
+                "*" => Segment::One,
+                "**" if i == last => Segment::Rest,
+                "**" => return Err(TopicError::BadWildcard),
+                _ => {
+                    check_segment(part)?;
+                    Segment::Literal(part.into())
+                }
+            });
+        }
+        Ok(Self {
+            text: s.into(),
+            segments: Some(segments.into()),
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True when the pattern has no wildcard: it names one topic.
+    pub fn is_exact(&self) -> bool {
+        self.segments.is_none()
+    }
+
+    /// Whether `topic` (a valid topic name) is selected by this pattern.
+    pub fn matches(&self, topic: &str) -> bool {
+        let Some(segments) = &self.segments else {
+            return *self.text == *topic;
+        };
+        let mut parts = topic.split('/');
+        for segment in segments.iter() {
+            match segment {
+                Segment::Rest => return parts.next().is_some(),
+                Segment::One => {
+                    if parts.next().is_none() {
+                        return false;
+                    }
+                }
+                Segment::Literal(lit) => {
+                    if parts.next() != Some(&**lit) {
+                        return false;
+                    }
+                }
+            }
+        }
+        parts.next().is_none()
+    }
+}
+
+impl fmt::Display for TopicPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_topics() {
+        for ok in [
+            "a",
+            "chat",
+            "chat/lobby",
+            "demo/time",
+            "a-b_c.d:e@f~g/1/2/3",
+        ] {
+            assert_eq!(check_topic(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_topic(&"a".repeat(MAX_TOPIC_LEN)), Ok(()));
+    }
+
+    #[test]
+    fn invalid_topics() {
+        assert_eq!(check_topic(""), Err(TopicError::Empty));
+        assert_eq!(
+            check_topic(&"a".repeat(MAX_TOPIC_LEN + 1)),
+            Err(TopicError::TooLong)
+        );
+        for bad in ["/a", "a/", "a//b", "/"] {
+            assert_eq!(check_topic(bad), Err(TopicError::EmptySegment), "{bad}");
+        }
+        for bad in ["a b", "a\nb", "a\rb", "é", "a?b", "a#b", "a%20"] {
+            assert_eq!(check_topic(bad), Err(TopicError::BadChar), "{bad:?}");
+        }
+        for bad in ["*", "chat/*", "a*"] {
+            assert_eq!(check_topic(bad), Err(TopicError::BadWildcard), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pattern_table() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            ("chat", &["chat"], &["chat/lobby", "cha", "chats"]),
+            (
+                "chat/*",
+                &["chat/lobby", "chat/dev"],
+                &["chat", "chat/a/b", "chatx/a"],
+            ),
+            (
+                "*/time",
+                &["demo/time"],
+                &["time", "a/b/time", "demo/times"],
+            ),
+            ("chat/**", &["chat/lobby", "chat/a/b"], &["chat", "other/a"]),
+            ("**", &["a", "a/b", "a/b/c"], &[]),
+            ("*", &["a"], &["a/b"]),
+            ("a/*/c", &["a/b/c"], &["a/c", "a/b/c/d", "a/b/d"]),
+        ];
+        for (pattern, yes, no) in cases {
+            let p = TopicPattern::try_new(pattern).unwrap();
+            assert_eq!(p.as_str(), *pattern);
+            for t in *yes {
+                assert!(p.matches(t), "{pattern} should match {t}");
+            }
+            for t in *no {
+                assert!(!p.matches(t), "{pattern} should not match {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_patterns() {
+        for bad in ["ch*t", "**/a", "a/**/b", "a/***", "a/*b"] {
+            assert_eq!(
+                TopicPattern::try_new(bad),
+                Err(TopicError::BadWildcard),
+                "{bad}"
+            );
+        }
+        assert_eq!(TopicPattern::try_new(""), Err(TopicError::Empty));
+        assert_eq!(TopicPattern::try_new("a//*"), Err(TopicError::EmptySegment));
+        assert_eq!(TopicPattern::try_new("a b/*"), Err(TopicError::BadChar));
+    }
+}
