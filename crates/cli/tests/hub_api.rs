@@ -17,8 +17,8 @@ fn events_sends_headers_and_retry_first() {
     );
     assert!(head.contains("cache-control: no-cache\r\n"), "{head}");
     assert!(head.contains("x-accel-buffering: no\r\n"), "{head}");
-    sub.wait_bytes(b"retry: 2500\n\n".len());
-    assert_eq!(&sub.raw[..], b"retry: 2500\n\n");
+    sub.wait_bytes(b"retry: 2500\n".len());
+    assert_eq!(&sub.raw[..], b"retry: 2500\n");
     assert_eq!(sub.parser.reconnection_time(), Some(2500));
 
     let body = r#"{"topic":"chat","data":{"text":"hi"},"event":"chat","retry":700}"#;
@@ -36,9 +36,9 @@ fn events_sends_headers_and_retry_first() {
 fn heartbeat_comment_when_idle() {
     let hub = Hub::start(&["--store", "memory", "--heartbeat", "200ms"]);
     let mut sub = hub.subscribe("topic=quiet", None);
-    let expected = b"retry: 3000\n\n:\n\n".len();
+    let expected = b"retry: 3000\n:\n".len();
     sub.wait_bytes(expected);
-    assert_eq!(&sub.raw[..expected], b"retry: 3000\n\n:\n\n");
+    assert_eq!(&sub.raw[..expected], b"retry: 3000\n:\n");
 }
 
 #[test]
@@ -486,7 +486,7 @@ fn events_on_a_keep_alive_connection() {
     s.write_all(b"GET /events?topic=k HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     got.clear();
-    while !String::from_utf8_lossy(&got).contains("retry: 3000\n\n") {
+    while !String::from_utf8_lossy(&got).contains("retry: 3000\n") {
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0);
         got.extend_from_slice(&buf[..n]);
@@ -529,7 +529,7 @@ fn events_over_http_1_1_fresh_connection() {
         .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains("retry: 3000\n\n") {
+    while !String::from_utf8_lossy(&got).contains("retry: 3000\n") {
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0);
         got.extend_from_slice(&buf[..n]);

@@ -100,10 +100,12 @@ fn resume_past_retention_sends_herald_reset_then_the_oldest_retained() {
     let data: serde_json::Value = serde_json::from_str(&reset.data).unwrap();
     assert_eq!(data["reason"], "retention");
     assert_eq!(data["after"], ids[0].as_str());
-    // No `id:` on the reset, so the client's last event id stays the one it resumed from.
+    // The reset carries the resume position as its id, so even a spec parser (whose new stream
+    // starts with an empty id buffer) keeps its place if the connection drops right after it.
+    assert_eq!(reset.last_event_id, ids[0]);
     let raw = String::from_utf8_lossy(&sub.raw);
     let expected = format!(
-        "retry: 3000\n\nevent: herald.reset\ndata: {{\"after\":\"{}\",\"reason\":\"retention\"}}\n\n",
+        "retry: 3000\nid: {0}\nevent: herald.reset\ndata: {{\"after\":\"{0}\",\"reason\":\"retention\"}}\n\n",
         ids[0]
     );
     assert!(raw.starts_with(&expected), "{raw}");

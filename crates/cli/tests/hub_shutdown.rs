@@ -17,7 +17,13 @@ fn shutdown_ends_streams(signal: &str) {
         assert!(sub.read_to_end().is_empty());
         assert!(sub.eof);
         let raw = String::from_utf8_lossy(&sub.raw).into_owned();
-        let last = raw.rsplit("\n\n").nth(1).unwrap();
+        // The last line is the `retry:` (no blank line after it: see herald_wire::encode_retry).
+        let last = raw
+            .strip_suffix('\n')
+            .unwrap_or(&raw)
+            .rsplit('\n')
+            .next()
+            .unwrap();
         let ms: u64 = last
             .strip_prefix("retry: ")
             .unwrap_or_else(|| panic!("stream did not end with a retry: {raw:?}"))

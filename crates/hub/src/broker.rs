@@ -28,8 +28,10 @@ use tokio::sync::{Notify, broadcast};
 use crate::log::{EventId, StoredEvent};
 use crate::topic::TopicPattern;
 
-/// The heartbeat comment, encoded once and shared by every stream.
-pub(crate) static HEARTBEAT: Bytes = Bytes::from_static(b":\n\n");
+/// The heartbeat comment, encoded once and shared by every stream. A comment line alone, with no
+/// blank line: a blank line would dispatch, and at the start of a resumed stream that clears a spec
+/// client's last event id (see `herald_wire::encode_retry`).
+pub(crate) static HEARTBEAT: Bytes = Bytes::from_static(b":\n");
 
 /// One frame waiting for a subscriber's connection.
 #[derive(Debug)]
@@ -479,7 +481,7 @@ mod tests {
         broker.tick(); // a full interval since subscribing; half since `busy` got an event
         assert!(matches!(busy.mailbox.pop(), Pop::Empty));
         match idle.mailbox.pop() {
-            Pop::Frame(f) => assert_eq!((f.id, &f.bytes[..]), (None, &b":\n\n"[..])),
+            Pop::Frame(f) => assert_eq!((f.id, &f.bytes[..]), (None, &b":\n"[..])),
             other => panic!("{other:?}"),
         }
     }
@@ -492,7 +494,7 @@ mod tests {
         broker.close(1000, 0);
         for s in [&sub, &broker.subscribe(patterns(&["a"]))] {
             match s.mailbox.pop() {
-                Pop::Closing(b) => assert_eq!(&b[..], b"retry: 1000\n\n"),
+                Pop::Closing(b) => assert_eq!(&b[..], b"retry: 1000\n"),
                 other => panic!("{other:?}"),
             }
         }

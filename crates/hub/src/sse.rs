@@ -56,12 +56,23 @@ impl Drop for SubscriberStream {
     }
 }
 
+/// The `herald.reset` event. It carries the id the subscriber resumed from as its `id:`: without
+/// one, its dispatch would clear a spec client's last event id (a new stream starts with an empty
+/// id buffer), and a reconnection before the next event would lose the client's place.
 fn reset_frame(after: Option<EventId>) -> Bytes {
     let after = after.map(|id| id.to_string()).unwrap_or_default();
     let data = serde_json::json!({ "reason": "retention", "after": after }).to_string();
-    match herald_wire::Event::new(data).with_type(RESET_EVENT_TYPE) {
+    let event = herald_wire::Event::new(data).with_type(RESET_EVENT_TYPE);
+    // Neither the constant type nor an id rendered as `<digits>-<digits>` holds CR, LF or NUL.
+    match event.and_then(|e| {
+        if after.is_empty() {
+            Ok(e)
+        } else {
+            e.with_id(after)
+        }
+    }) {
         Ok(event) => event.encode(),
-        Err(_) => Bytes::new(), // unreachable: a constant without CR or LF
+        Err(_) => Bytes::new(),
     }
 }
 
@@ -293,10 +304,10 @@ mod tests {
     }
 
     #[test]
-    fn reset_frame_is_an_event_without_id() {
+    fn reset_frame_keeps_the_resume_position_as_its_id() {
         assert_eq!(
             &reset_frame(Some(EventId::new(1, 2)))[..],
-            b"event: herald.reset\ndata: {\"after\":\"1-2\",\"reason\":\"retention\"}\n\n"
+            b"id: 1-2\nevent: herald.reset\ndata: {\"after\":\"1-2\",\"reason\":\"retention\"}\n\n"
         );
     }
 }

@@ -41,7 +41,7 @@ async fn nested_router_streams_and_publishes() {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s.write_all(b"GET /hub/events?topic=app/* HTTP/1.0\r\n\r\n")
             .unwrap();
-        let head = read_until(&mut s, "retry: 3000\n\n");
+        let head = read_until(&mut s, "retry: 3000\n");
         assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
         s
     })
