@@ -234,6 +234,13 @@ async fn herald(args: &[&str]) -> Output {
         .expect("herald ran")
 }
 
+/// `herald bench fanout --sub-url SUB --pub-url PUB ARGS...`
+async fn fanout(sub: &str, publ: &str, args: &[&str]) -> Output {
+    let mut all = vec!["bench", "fanout", "--sub-url", sub, "--pub-url", publ];
+    all.extend_from_slice(args);
+    herald(&all).await
+}
+
 fn report(out: &Output) -> Value {
     assert!(
         out.status.success(),
@@ -257,27 +264,25 @@ async fn fanout_counts_every_delivery_of_a_faithful_server_exactly() {
     let server = start_server(Framing::Chunked, Misbehave::None).await;
     let sub = format!("{}/events?topic=bench", server.url);
     let publ = format!("{}/publish", server.url);
-    let out = herald(&[
-        "bench",
-        "fanout",
-        "--sub-url",
+    let out = fanout(
         &sub,
-        "--pub-url",
         &publ,
-        "--subs",
-        "20",
-        "--rate",
-        "100",
-        "--secs",
-        "2",
-        "--size",
-        "200",
-        "--drain-secs",
-        "30",
-        "--server-pid",
-        &pid,
-        "--json",
-    ])
+        &[
+            "--subs",
+            "20",
+            "--rate",
+            "100",
+            "--secs",
+            "2",
+            "--size",
+            "200",
+            "--drain-secs",
+            "30",
+            "--server-pid",
+            &pid,
+            "--json",
+        ],
+    )
     .await;
     let r = report(&out);
     let published = server.stats.published.load(Ordering::SeqCst);
@@ -310,31 +315,29 @@ async fn fanout_over_child_processes_with_a_raw_body_and_close_delimited_streams
     let server = start_server(Framing::Close, Misbehave::None).await;
     let sub = format!("{}/events", server.url);
     let publ = format!("{}/publish", server.url);
-    let out = herald(&[
-        "bench",
-        "fanout",
-        "--sub-url",
+    let out = fanout(
         &sub,
-        "--pub-url",
         &publ,
-        "--body-template",
-        "{data}",
-        "--content-type",
-        "text/plain",
-        "--subs",
-        "25",
-        "--rate",
-        "max",
-        "--max-events",
-        "300",
-        "--secs",
-        "2",
-        "--max-conns-per-process",
-        "10",
-        "--drain-secs",
-        "30",
-        "--json",
-    ])
+        &[
+            "--body-template",
+            "{data}",
+            "--content-type",
+            "text/plain",
+            "--subs",
+            "25",
+            "--rate",
+            "max",
+            "--max-events",
+            "300",
+            "--secs",
+            "2",
+            "--max-conns-per-process",
+            "10",
+            "--drain-secs",
+            "30",
+            "--json",
+        ],
+    )
     .await;
     let r = report(&out);
     assert_eq!(n(&r, "processes"), 3);
@@ -355,25 +358,23 @@ async fn fanout_reports_exactly_what_a_lossy_duplicating_server_did() {
     let server = start_server(Framing::Chunked, Misbehave::DropAndDuplicate).await;
     let sub = format!("{}/events?topic=bench", server.url);
     let publ = format!("{}/publish", server.url);
-    let out = herald(&[
-        "bench",
-        "fanout",
-        "--sub-url",
+    let out = fanout(
         &sub,
-        "--pub-url",
         &publ,
-        "--subs",
-        "10",
-        "--rate",
-        "200",
-        "--secs",
-        "2",
-        "--drain-secs",
-        "5",
-        "--in-flight",
-        "1",
-        "--json",
-    ])
+        &[
+            "--subs",
+            "10",
+            "--rate",
+            "200",
+            "--secs",
+            "2",
+            "--drain-secs",
+            "5",
+            "--in-flight",
+            "1",
+            "--json",
+        ],
+    )
     .await;
     let r = report(&out);
     let published = server.stats.published.load(Ordering::SeqCst);
@@ -396,25 +397,23 @@ async fn fanout_tells_a_reordering_server_from_racing_publishes() {
     let server = start_server(Framing::Chunked, Misbehave::SwapPairs).await;
     let sub = format!("{}/events", server.url);
     let publ = format!("{}/publish", server.url);
-    let out = herald(&[
-        "bench",
-        "fanout",
-        "--sub-url",
+    let out = fanout(
         &sub,
-        "--pub-url",
         &publ,
-        "--subs",
-        "5",
-        "--rate",
-        "100",
-        "--secs",
-        "2",
-        "--drain-secs",
-        "5",
-        "--in-flight",
-        "1",
-        "--json",
-    ])
+        &[
+            "--subs",
+            "5",
+            "--rate",
+            "100",
+            "--secs",
+            "2",
+            "--drain-secs",
+            "5",
+            "--in-flight",
+            "1",
+            "--json",
+        ],
+    )
     .await;
     let r = report(&out);
     let published = server.stats.published.load(Ordering::SeqCst);
@@ -434,25 +433,23 @@ async fn fanout_tells_a_reordering_server_from_racing_publishes() {
     let server = start_server(Framing::Chunked, Misbehave::None).await;
     let sub = format!("{}/events", server.url);
     let publ = format!("{}/publish", server.url);
-    let out = herald(&[
-        "bench",
-        "fanout",
-        "--sub-url",
+    let out = fanout(
         &sub,
-        "--pub-url",
         &publ,
-        "--subs",
-        "5",
-        "--rate",
-        "max",
-        "--max-events",
-        "2000",
-        "--secs",
-        "2",
-        "--drain-secs",
-        "30",
-        "--json",
-    ])
+        &[
+            "--subs",
+            "5",
+            "--rate",
+            "max",
+            "--max-events",
+            "2000",
+            "--secs",
+            "2",
+            "--drain-secs",
+            "30",
+            "--json",
+        ],
+    )
     .await;
     let r = report(&out);
     assert_eq!(n(&r, "loss"), 0);
@@ -542,25 +539,23 @@ async fn headers_reach_the_server_on_subscriptions_and_publishes() {
     let r: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(r["errors"][0]["message"], "status 401 (expected 200)");
 
-    let out = herald(&[
-        "bench",
-        "fanout",
-        "--sub-url",
+    let out = fanout(
         &sub,
-        "--pub-url",
         &publ,
-        "--header",
-        "Authorization: Bearer secret",
-        "--subs",
-        "3",
-        "--rate",
-        "50",
-        "--secs",
-        "1",
-        "--drain-secs",
-        "30",
-        "--json",
-    ])
+        &[
+            "--header",
+            "Authorization: Bearer secret",
+            "--subs",
+            "3",
+            "--rate",
+            "50",
+            "--secs",
+            "1",
+            "--drain-secs",
+            "30",
+            "--json",
+        ],
+    )
     .await;
     let r = report(&out);
     let published = server.stats.published.load(Ordering::SeqCst);
@@ -574,23 +569,21 @@ async fn refused_publishes_are_errors_not_deliveries() {
     let server = start_server(Framing::Chunked, Misbehave::None).await;
     let sub = format!("{}/events", server.url);
     let publ = format!("{}/nowhere", server.url);
-    let out = herald(&[
-        "bench",
-        "fanout",
-        "--sub-url",
+    let out = fanout(
         &sub,
-        "--pub-url",
         &publ,
-        "--subs",
-        "2",
-        "--rate",
-        "20",
-        "--secs",
-        "1",
-        "--drain-secs",
-        "1",
-        "--json",
-    ])
+        &[
+            "--subs",
+            "2",
+            "--rate",
+            "20",
+            "--secs",
+            "1",
+            "--drain-secs",
+            "1",
+            "--json",
+        ],
+    )
     .await;
     let r = report(&out);
     assert_eq!(n(&r, "published"), 0);
@@ -718,19 +711,7 @@ async fn bad_flags_get_clear_errors() {
     let out = herald(&["bench", "conns", "--url", ok, "-n", "0"]).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be at least 1"));
     // Nothing listens on port 9: a clear error, not a report of zeros.
-    let out = herald(&[
-        "bench",
-        "fanout",
-        "--sub-url",
-        ok,
-        "--pub-url",
-        ok,
-        "--subs",
-        "2",
-        "--rate",
-        "10",
-    ])
-    .await;
+    let out = fanout(ok, ok, &["--subs", "2", "--rate", "10"]).await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no subscriber could connect"), "{stderr}");

@@ -470,27 +470,18 @@ fn connection_cap_waits_instead_of_failing() {
 /// page first does) streams the same way as on a fresh connection.
 #[test]
 fn events_on_a_keep_alive_connection() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let hub = Hub::start(&["--store", "memory"]);
     let mut s = std::net::TcpStream::connect(hub.addr).unwrap();
     s.set_read_timeout(Some(hub_support::TIMEOUT)).unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains(r#"{"status":"ok"}"#) {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0);
-        got.extend_from_slice(&buf[..n]);
-    }
+    hub_support::read_until(&mut s, &mut got, r#"{"status":"ok"}"#);
     s.write_all(b"GET /events?topic=k HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     got.clear();
-    while !String::from_utf8_lossy(&got).contains("retry: 3000\n") {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0);
-        got.extend_from_slice(&buf[..n]);
-    }
+    hub_support::read_until(&mut s, &mut got, "retry: 3000\n");
     let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 200 ok\r\n"), "{text}");
     assert!(
@@ -499,11 +490,7 @@ fn events_on_a_keep_alive_connection() {
     );
     let id = hub.publish("k", "over keep-alive");
     let expected = format!("id: {id}\ndata: over keep-alive\n\n");
-    while !String::from_utf8_lossy(&got).contains(&expected) {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0);
-        got.extend_from_slice(&buf[..n]);
-    }
+    hub_support::read_until(&mut s, &mut got, &expected);
 }
 
 /// A subscriber that goes away while its stream is idle is forgotten at once, not at the next
@@ -521,19 +508,14 @@ fn idle_subscriber_that_disconnects_is_forgotten() {
 /// An HTTP/1.1 subscriber on a fresh connection (curl, services) gets a close-delimited stream.
 #[test]
 fn events_over_http_1_1_fresh_connection() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let hub = Hub::start(&["--store", "memory"]);
     let mut s = std::net::TcpStream::connect(hub.addr).unwrap();
     s.set_read_timeout(Some(hub_support::TIMEOUT)).unwrap();
     s.write_all(b"GET /events?topic=f HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nLast-Event-ID: \r\n\r\n")
         .unwrap();
     let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains("retry: 3000\n") {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0);
-        got.extend_from_slice(&buf[..n]);
-    }
+    hub_support::read_until(&mut s, &mut got, "retry: 3000\n");
     let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 200 ok\r\n"), "{text}");
     for h in [

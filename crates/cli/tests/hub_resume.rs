@@ -128,26 +128,11 @@ fn resume_past_retention_sends_herald_reset_then_the_oldest_retained() {
 fn lagging_subscriber_catches_up_from_the_log() {
     let hub = Hub::start(&["--store", "memory", "--max-unsent-bytes", "2048"]);
     let mut sub = hub.subscribe("topic=bulk", None);
-    let payload = "x".repeat(4000);
     // ~12 MB: more than the socket buffers of a reader that does not read can hold (its receive
     // window only grows as it reads; the sender's buffer is capped by net.ipv4.tcp_wmem, 4 MB by
     // default), so the small queue overflows.
     let total = 3000;
-    let addr = hub.addr;
-    let publishers: Vec<_> = (0..3)
-        .map(|p| {
-            let payload = payload.clone();
-            thread::spawn(move || {
-                let hub = hub_support::Client(addr);
-                for i in 0..total / 3 {
-                    hub.publish("bulk", &format!("{p}-{i} {payload}"));
-                }
-            })
-        })
-        .collect();
-    for p in publishers {
-        p.join().unwrap();
-    }
+    hub_support::publish_concurrently(hub.addr, "bulk", 3, total / 3, 4000);
     let got = sub.take(total);
     let mut ids: Vec<herald_hub::log::EventId> = got
         .iter()
@@ -184,23 +169,8 @@ fn lag_past_retention_sends_herald_reset_mid_stream() {
         "20",
     ]);
     let mut sub = hub.subscribe("topic=bulk", None);
-    let payload = "z".repeat(4000);
-    let addr = hub.addr;
-    let publishers: Vec<_> = (0..3)
-        .map(|p| {
-            let payload = payload.clone();
-            thread::spawn(move || {
-                let hub = hub_support::Client(addr);
-                // ~12 MB in all: see `lagging_subscriber_catches_up_from_the_log`.
-                (0..1000)
-                    .map(|i| hub.publish("bulk", &format!("{p}-{i} {payload}")))
-                    .count()
-            })
-        })
-        .collect();
-    for p in publishers {
-        p.join().unwrap();
-    }
+    // ~12 MB in all: see `lagging_subscriber_catches_up_from_the_log`.
+    hub_support::publish_concurrently(hub.addr, "bulk", 3, 1000, 4000);
     let end = hub.publish("bulk", "end");
     let mut resets = 0;
     let mut last: Option<herald_hub::log::EventId> = None;

@@ -351,6 +351,44 @@ impl Sub {
 /// Publishing from other threads without owning the process.
 pub struct Client(pub SocketAddr);
 
+/// Reads from `stream` into `got` until the bytes read so far contain `needle` (the stream's read
+/// timeout is the safety net); panics if the peer closes first.
+pub fn read_until(stream: &mut TcpStream, got: &mut Vec<u8>, needle: &str) {
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(got).contains(needle) {
+        let n = stream.read(&mut buf).expect("read");
+        assert!(
+            n > 0,
+            "closed before {needle:?}: {}",
+            String::from_utf8_lossy(got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Publishes `per_thread` events of about `payload_len` bytes to `topic` from each of `threads`
+/// threads at once, and returns when every publish was acknowledged.
+pub fn publish_concurrently(
+    addr: SocketAddr,
+    topic: &str,
+    threads: usize,
+    per_thread: usize,
+    payload_len: usize,
+) {
+    let payload = "x".repeat(payload_len);
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let payload = &payload;
+            scope.spawn(move || {
+                let client = Client(addr);
+                for i in 0..per_thread {
+                    client.publish(topic, &format!("{t}-{i} {payload}"));
+                }
+            });
+        }
+    });
+}
+
 impl Client {
     /// Publishes `data` to `topic` and returns the assigned id.
     pub fn publish(&self, topic: &str, data: &str) -> String {
