@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
+use herald_hub::auth::{Authorizer, JwtAlgorithm};
 use herald_hub::log::{EmbeddedLog, Log, MemoryLog, NewEvent, Retention};
-use herald_hub::{Hub, HubConfig};
+use herald_hub::{CorsOrigins, Hub, HubConfig, PublishRate};
 
 /// Which event store backs the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,7 +23,7 @@ pub(crate) enum Store {
 /// Arguments of `herald serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Address to listen on. Non-loopback addresses need --allow-anonymous (no auth exists yet).
+    /// Address to listen on. Non-loopback addresses need a JWT key or --allow-anonymous.
     #[arg(long, default_value = "127.0.0.1:3000", env = "HERALD_ADDR")]
     addr: SocketAddr,
     /// Directory of the embedded store.
@@ -40,9 +41,104 @@ pub(crate) struct Args {
     /// Serve this directory at / instead of the demo page.
     #[arg(long = "static", value_name = "DIR")]
     static_dir: Option<PathBuf>,
-    /// Allow listening on a non-loopback address although anyone can then publish and subscribe.
+    /// Allow listening on a non-loopback address with no JWT key, although anyone can then
+    /// publish and subscribe.
     #[arg(long)]
     allow_anonymous: bool,
+    /// Authentication, CORS and per-client limits.
+    #[command(flatten)]
+    security: Box<Security>,
+}
+
+/// Authentication, CORS and per-client limits of `herald serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Security {
+    /// Verify tokens with this HS256 secret (at least 32 bytes). Prefer the environment
+    /// variable: a flag shows in `ps`.
+    #[arg(
+        long,
+        env = "HERALD_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "jwt_public_key"
+    )]
+    jwt_secret: Option<String>,
+    /// Verify tokens with this PEM public key (RSA: RS256, EC P-256: ES256, unless --jwt-alg).
+    #[arg(long, value_name = "FILE")]
+    jwt_public_key: Option<PathBuf>,
+    /// The one algorithm accepted with --jwt-public-key (RS256, RS384, RS512, ES256, ES384).
+    #[arg(long, value_name = "ALG", requires = "jwt_public_key")]
+    jwt_alg: Option<String>,
+    /// With a JWT key, let subscribers without a token receive public events.
+    #[arg(long)]
+    allow_anonymous_subscribers: bool,
+    /// Let browsers on this origin use the hub (repeatable, e.g. https://app.example.com); `*`
+    /// alone allows any origin, without cookies.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// Most open streams per client address (IPv6: per /64); 0 for no cap.
+    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_STREAMS_PER_CLIENT)]
+    max_streams_per_client: usize,
+    /// Publishes per second per token subject (or client address); 0 for no limit.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    publish_rate: f64,
+    /// Publishes allowed in a burst with --publish-rate (default: twice the rate, at least 1).
+    #[arg(long, requires = "publish_rate")]
+    publish_burst: Option<u32>,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate: a number of publishes per second, e.g. 10 or 0.5"
+        )),
+    }
+}
+
+impl Security {
+    /// Whether a JWT key is configured.
+    fn has_key(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_public_key.is_some()
+    }
+
+    /// Applies these settings to `config`, checking keys, origins and limits.
+    fn apply(&self, config: &mut HubConfig) -> anyhow::Result<()> {
+        config.auth = match (&self.jwt_secret, &self.jwt_public_key) {
+            (Some(secret), _) => {
+                Some(Authorizer::hs256(secret.as_bytes()).context("--jwt-secret")?)
+            }
+            (None, Some(path)) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("--jwt-public-key: reading {}", path.display()))?;
+                let alg = match &self.jwt_alg {
+                    Some(a) => Some(a.parse::<JwtAlgorithm>().context("--jwt-alg")?),
+                    None => None,
+                };
+                Some(
+                    Authorizer::from_public_key_pem(&pem, alg)
+                        .with_context(|| format!("--jwt-public-key {}", path.display()))?,
+                )
+            }
+            (None, None) => None,
+        };
+        anyhow::ensure!(
+            !self.allow_anonymous_subscribers || config.auth.is_some(),
+            "--allow-anonymous-subscribers needs --jwt-secret or --jwt-public-key (without a key every subscriber is anonymous anyway)"
+        );
+        config.allow_anonymous_subscribers = self.allow_anonymous_subscribers;
+        config.cors = CorsOrigins::try_from_origins(&self.cors_origins).context("--cors-origin")?;
+        config.max_streams_per_client = self.max_streams_per_client;
+        config.publish_rate = (self.publish_rate > 0.0).then(|| PublishRate {
+            per_second: self.publish_rate,
+            burst: self
+                .publish_burst
+                .unwrap_or((self.publish_rate * 2.0).ceil().max(1.0) as u32),
+        });
+        if self.publish_burst == Some(0) {
+            anyhow::bail!("--publish-burst must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 /// Timeouts and limits of `herald serve`.
@@ -66,7 +162,7 @@ pub(crate) struct Tuning {
     /// Most topics per stream.
     #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_TOPICS)]
     max_topics: usize,
-    /// Most open connections at once (more wait to be accepted).
+    /// Most open connections at once (more are answered 503 with Retry-After).
     #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// On shutdown, wait at most this long for connections to end.
@@ -110,21 +206,24 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_tracing();
-    if !args.addr.ip().is_loopback() && !args.allow_anonymous {
+    if !args.addr.ip().is_loopback() && !args.allow_anonymous && !args.security.has_key() {
         anyhow::bail!(
             "refusing to listen on {} without authentication: anyone could publish and subscribe. \
-             Use a loopback address, or pass --allow-anonymous",
+             Configure --jwt-secret or --jwt-public-key, use a loopback address, or pass --allow-anonymous",
             args.addr
         );
     }
     if let Some(dir) = &args.static_dir {
         anyhow::ensure!(dir.is_dir(), "--static {}: not a directory", dir.display());
     }
+    // Checked before anything starts, so that a bad key or origin stops start-up with its flag.
+    let mut config = HubConfig::default();
+    args.security.apply(&mut config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(args))?;
+    runtime.block_on(serve(args, config))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -159,9 +258,8 @@ async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Log>> {
     })
 }
 
-async fn serve(args: Args) -> anyhow::Result<()> {
+async fn serve(args: Args, mut config: HubConfig) -> anyhow::Result<()> {
     let log = open_store(&args).await?;
-    let mut config = HubConfig::default();
     config.heartbeat = args.tuning.heartbeat;
     config.retry = args.tuning.retry;
     config.write_timeout = args.tuning.write_timeout;
@@ -176,7 +274,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
     let local = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(store = ?args.store, "herald listening on http://{local}");
+    let auth = config_auth_summary(hub.config());
+    tracing::info!(store = ?args.store, auth, "herald listening on http://{local}");
     if args.demo {
         tokio::spawn(demo_clock(hub.clone()));
     }
@@ -185,6 +284,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .context("serving")?;
     tracing::info!("herald stopped");
     Ok(())
+}
+
+/// How the hub authenticates, for the start-up line (never the key itself).
+fn config_auth_summary(config: &HubConfig) -> String {
+    match &config.auth {
+        Some(auth) if config.allow_anonymous_subscribers => {
+            format!("JWT {}, anonymous subscribers allowed", auth.algorithm())
+        }
+        Some(auth) => format!("JWT {}", auth.algorithm()),
+        None => "anonymous".into(),
+    }
 }
 
 /// Publishes the time to `demo/time` every second, for the demo page.

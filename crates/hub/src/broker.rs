@@ -178,6 +178,12 @@ impl Mailbox {
 pub(crate) struct Subscription {
     id: u64,
     patterns: Box<[TopicPattern]>,
+    /// The `subscribe` patterns of its token: the private events it may receive (none when
+    /// anonymous).
+    private_grants: Box<[TopicPattern]>,
+    /// The grants cover every pattern of the subscription, so every private event it matches is
+    /// allowed: the common case costs no pattern check per event.
+    all_private: bool,
     pub(crate) mailbox: Mailbox,
 }
 
@@ -185,6 +191,12 @@ impl Subscription {
     /// Whether any of its patterns selects `topic`.
     pub(crate) fn matches(&self, topic: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(topic))
+    }
+
+    /// Whether it may receive an event on `topic` that it matches (a private one only when its
+    /// token's subscribe patterns cover the topic).
+    pub(crate) fn allowed(&self, topic: &str, private: bool) -> bool {
+        !private || self.all_private || self.private_grants.iter().any(|g| g.matches(topic))
     }
 }
 
@@ -232,10 +244,20 @@ impl Broker {
     }
 
     /// Registers a subscription; live events reach its mailbox from now on.
-    pub(crate) fn subscribe(&self, patterns: Vec<TopicPattern>) -> Arc<Subscription> {
+    /// `private_grants` are the private events it may receive (see [`Subscription::allowed`]).
+    pub(crate) fn subscribe(
+        &self,
+        patterns: Vec<TopicPattern>,
+        private_grants: Box<[TopicPattern]>,
+    ) -> Arc<Subscription> {
+        let all_private = patterns
+            .iter()
+            .all(|p| private_grants.iter().any(|g| g.covers(p)));
         let sub = Arc::new(Subscription {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             patterns: patterns.into(),
+            private_grants,
+            all_private,
             mailbox: Mailbox::default(),
         });
         let mut reg = self.lock();
@@ -278,11 +300,13 @@ impl Broker {
         let max = self.max_unsent_bytes;
         if let Some(subs) = reg.exact.get(event.topic.as_str()) {
             for sub in subs.values() {
-                sub.mailbox.push_event(event.id, bytes, max);
+                if sub.allowed(&event.topic, event.private) {
+                    sub.mailbox.push_event(event.id, bytes, max);
+                }
             }
         }
         for sub in reg.wild.values() {
-            if sub.matches(&event.topic) {
+            if sub.matches(&event.topic) && sub.allowed(&event.topic, event.private) {
                 sub.mailbox.push_event(event.id, bytes, max);
             }
         }
@@ -423,9 +447,9 @@ mod tests {
     #[test]
     fn routes_by_topic_and_pattern_once_each_in_order() {
         let broker = Broker::new(1 << 20);
-        let exact = broker.subscribe(patterns(&["a"]));
-        let both = broker.subscribe(patterns(&["a", "*", "b/**"]));
-        let other = broker.subscribe(patterns(&["c"]));
+        let exact = broker.subscribe(patterns(&["a"]), Box::default());
+        let both = broker.subscribe(patterns(&["a", "*", "b/**"]), Box::default());
+        let other = broker.subscribe(patterns(&["c"]), Box::default());
         send(&broker, &event(1, "a", "x"));
         send(&broker, &event(2, "b/c/d", "x"));
         send(&broker, &event(3, "a", "x"));
@@ -443,7 +467,7 @@ mod tests {
     fn overflow_frees_the_queue_and_marks_lag_once() {
         let one = encode(&event(1, "a", "x")).len();
         let broker = Broker::new(one * 2);
-        let sub = broker.subscribe(patterns(&["a"]));
+        let sub = broker.subscribe(patterns(&["a"]), Box::default());
         for id in 1..=5 {
             send(&broker, &event(id, "a", "x"));
         }
@@ -460,7 +484,7 @@ mod tests {
     #[test]
     fn a_big_event_fits_an_empty_queue() {
         let broker = Broker::new(8);
-        let sub = broker.subscribe(patterns(&["a"]));
+        let sub = broker.subscribe(patterns(&["a"]), Box::default());
         send(&broker, &event(1, "a", &"x".repeat(100)));
         assert_eq!(pop_id(&sub), Some(1));
         // A second frame behind it passes the bound: lag.
@@ -472,8 +496,8 @@ mod tests {
     #[test]
     fn heartbeat_only_on_idle_streams() {
         let broker = Broker::new(1 << 20);
-        let busy = broker.subscribe(patterns(&["a"]));
-        let idle = broker.subscribe(patterns(&["b"]));
+        let busy = broker.subscribe(patterns(&["a"]), Box::default());
+        let idle = broker.subscribe(patterns(&["b"]), Box::default());
         broker.tick(); // half an interval
         assert!(matches!(idle.mailbox.pop(), Pop::Empty));
         send(&broker, &event(1, "a", "x"));
@@ -489,10 +513,10 @@ mod tests {
     #[test]
     fn close_ends_current_and_later_streams() {
         let broker = Broker::new(1 << 20);
-        let sub = broker.subscribe(patterns(&["a"]));
+        let sub = broker.subscribe(patterns(&["a"]), Box::default());
         send(&broker, &event(1, "a", "x"));
         broker.close(1000, 0);
-        for s in [&sub, &broker.subscribe(patterns(&["a"]))] {
+        for s in [&sub, &broker.subscribe(patterns(&["a"]), Box::default())] {
             match s.mailbox.pop() {
                 Pop::Closing(b) => assert_eq!(&b[..], b"retry: 1000\n"),
                 other => panic!("{other:?}"),
@@ -501,10 +525,36 @@ mod tests {
     }
 
     #[test]
+    fn private_events_reach_only_covered_subscriptions() {
+        let broker = Broker::new(1 << 20);
+        let anonymous = broker.subscribe(patterns(&["a", "b/*"]), Box::default());
+        let granted = broker.subscribe(patterns(&["a", "b/*"]), patterns(&["**"]).into());
+        let partly = broker.subscribe(patterns(&["a", "b/*"]), patterns(&["b/x"]).into());
+        assert!(granted.all_private && !partly.all_private && !anonymous.all_private);
+        let mut private = |id, topic| {
+            let mut e = event(id, topic, "secret");
+            e.private = true;
+            send(&broker, &e);
+        };
+        private(1, "a");
+        private(2, "b/x");
+        send(&broker, &event(3, "a", "public"));
+        assert_eq!(pop_id(&anonymous), Some(3));
+        assert_eq!(
+            (pop_id(&granted), pop_id(&granted), pop_id(&granted)),
+            (Some(1), Some(2), Some(3))
+        );
+        assert_eq!((pop_id(&partly), pop_id(&partly)), (Some(2), Some(3)));
+        for s in [&anonymous, &granted, &partly] {
+            assert!(matches!(s.mailbox.pop(), Pop::Empty));
+        }
+    }
+
+    #[test]
     fn unsubscribe_forgets() {
         let broker = Broker::new(1 << 20);
-        let a = broker.subscribe(patterns(&["a", "x/*"]));
-        let b = broker.subscribe(patterns(&["a"]));
+        let a = broker.subscribe(patterns(&["a", "x/*"]), Box::default());
+        let b = broker.subscribe(patterns(&["a"]), Box::default());
         assert_eq!(broker.len(), 2);
         broker.unsubscribe(&a);
         broker.unsubscribe(&b);

@@ -2,7 +2,7 @@
 //! a `{"error": "..."}` JSON response here, in one place.
 
 use axum::http::StatusCode;
-use axum::http::header::{CONTENT_TYPE, HeaderValue};
+use axum::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::response::{IntoResponse, Response};
 
 /// A refused request: an HTTP status and a message for the caller.
@@ -11,6 +11,10 @@ use axum::response::{IntoResponse, Response};
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// Seconds for a `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
+    /// The `WWW-Authenticate` challenge of a 401.
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -19,7 +23,37 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
+            challenge: None,
         }
+    }
+
+    /// 401: no valid token. `with_token` tells a refused token (RFC 6750 `invalid_token`) from
+    /// a missing one.
+    pub fn unauthorized(message: impl Into<String>, with_token: bool) -> Self {
+        let mut err = Self::new(StatusCode::UNAUTHORIZED, message);
+        err.challenge = Some(if with_token {
+            r#"Bearer realm="herald", error="invalid_token""#
+        } else {
+            r#"Bearer realm="herald""#
+        });
+        err
+    }
+
+    /// 403: the token does not allow this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// 429: over a limit; try again after `retry_after_secs`.
+    pub fn too_many_requests(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, message).with_retry_after(retry_after_secs)
+    }
+
+    /// Adds a `Retry-After` of this many seconds.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// 400: the request is malformed.
@@ -87,9 +121,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.message }).to_string();
         let mut response = (self.status, body).into_response();
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(secs) = self.retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(challenge) = self.challenge {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
         response
     }
 }

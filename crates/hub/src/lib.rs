@@ -22,25 +22,32 @@
 //! # }
 //! ```
 //!
-//! Limits: `private` events are stored and delivered like others until authentication lands
-//! (every subscriber is anonymous); a slow client is only closed by [`serve`] (which owns the
+//! - [`auth`] verifies JWTs (HS256, RS256, ES256...) set in [`HubConfig::auth`]: who may
+//!   publish where, who may subscribe, and who gets `private` events.
+//!
+//! Limits: a slow client is only closed by [`serve`] (which owns the
 //! sockets), while a router mounted elsewhere still bounds its memory and catches it up from
 //! the log.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, RawQuery};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use bytes::Bytes;
 
+pub mod auth;
 mod broker;
 mod config;
+mod cors;
 mod error;
 mod form;
+mod limits;
 pub mod log;
 mod metrics;
 mod publish;
@@ -49,11 +56,13 @@ mod sse;
 pub mod topic;
 
 pub use config::HubConfig;
+pub use cors::{CORS_MAX_AGE, CorsError, CorsOrigins};
 pub use error::ApiError;
+pub use limits::{MAX_RATE_ENTRIES, PublishRate};
 pub use metrics::Metrics;
 pub use publish::{MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, RESERVED_TYPE_PREFIX};
 pub use server::serve;
-pub use sse::{CATCH_UP_BATCH, RESET_EVENT_TYPE};
+pub use sse::{CATCH_UP_BATCH, RESET_EVENT_TYPE, TOKEN_EXPIRING_EVENT_TYPE};
 
 use crate::broker::Broker;
 use crate::log::{Appended, Log, NewEvent};
@@ -67,6 +76,10 @@ struct Shared {
     broker: Arc<Broker>,
     metrics: Arc<Metrics>,
     config: HubConfig,
+    /// Open streams per client address.
+    streams: limits::StreamCounter,
+    /// Publish buckets, when a rate is set.
+    publish_rate: Option<limits::RateLimiter>,
 }
 
 /// A running hub: a log store plus the live fan-out. Cheap to clone (all clones are one hub).
@@ -95,6 +108,8 @@ impl Hub {
                 log,
                 broker,
                 metrics: Arc::new(Metrics::default()),
+                streams: limits::StreamCounter::new(config.max_streams_per_client),
+                publish_rate: config.publish_rate.map(limits::RateLimiter::new),
                 config,
             }),
         }
@@ -117,10 +132,15 @@ impl Hub {
             }
             None => router.route("/", get(index)).fallback(not_found),
         };
-        router
+        let router = router
             .method_not_allowed_fallback(method_not_allowed)
-            .layer(DefaultBodyLimit::max(self.shared.config.max_body_bytes))
-            .with_state(self.shared.clone())
+            .layer(DefaultBodyLimit::max(self.shared.config.max_body_bytes));
+        // Outermost, so that refusals (401, 429...) carry CORS headers too and a page can read them.
+        let router = match self.shared.config.cors.layer() {
+            Some(cors) => router.layer(cors),
+            None => router,
+        };
+        router.with_state(self.shared.clone())
     }
 
     /// Publishes an event (checked by the same rules as `POST /publish`) and answers once it is
@@ -160,11 +180,36 @@ impl Hub {
     }
 }
 
+/// The client address [`serve`] puts in each request's extensions.
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
 async fn publish_handler(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    peer: Peer,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // Who, then how often, then what: a refused token never gets its body parsed.
+    let grant = match &shared.config.auth {
+        Some(auth) => {
+            let query_token = sse::query_token(query.as_deref())?;
+            Some(auth.publisher(&headers, query_token.as_deref())?)
+        }
+        None => None,
+    };
+    if let Some(limiter) = &shared.publish_rate {
+        let who = match (grant.as_ref().and_then(|g| g.subject()), &peer) {
+            (Some(sub), _) => Some(limits::Publisher::Subject(sub.into())),
+            (None, Some(Extension(ConnectInfo(addr)))) => {
+                Some(limits::Publisher::Address(limits::client_key(addr.ip())))
+            }
+            (None, None) => None,
+        };
+        if let Some(who) = who {
+            limiter.check(who, std::time::Instant::now())?;
+        }
+    }
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(shared.config.max_body_bytes)
@@ -173,6 +218,14 @@ async fn publish_handler(
         }
     })?;
     let event = publish::parse(&headers, &body)?;
+    if let Some(grant) = &grant
+        && !grant.may_publish(&event.topic)
+    {
+        return Err(ApiError::forbidden(format!(
+            "this token may not publish to {:?}",
+            event.topic
+        )));
+    }
     let appended = shared.log.append(event).await?;
     if !appended.duplicate {
         Metrics::inc(&shared.metrics.published);

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Request};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
@@ -19,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Sleep;
+use tower_http::add_extension::AddExtension;
 
 use crate::Hub;
 use crate::metrics::Metrics;
@@ -44,18 +48,11 @@ pub async fn serve(
     let drain_timeout = hub.config().drain_timeout;
     // Every connection holds a receiver: `closed()` on the sender resolves once all are gone.
     let (signal, watcher) = watch::channel(false);
-    // A permit per connection (mini-redis style): at the cap, stop accepting until one ends.
+    // A permit per connection (mini-redis style): past the cap, a connection gets a 503.
     let permits = Arc::new(Semaphore::new(hub.config().max_connections));
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break, // unreachable: the semaphore is never closed
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(err) => {
@@ -67,8 +64,14 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tokio::spawn(refuse_busy(stream));
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The client address, for the per-client limits (read as axum's `ConnectInfo`).
+        let service =
+            TowerToHyperService::new(AddExtension::new(router.clone(), ConnectInfo(peer)));
         let watcher = watcher.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
@@ -97,7 +100,29 @@ pub async fn serve(
         .map_err(|err| io::Error::other(err.to_string()))
 }
 
-type Service = TowerToHyperService<axum::Router>;
+type Service = TowerToHyperService<AddExtension<axum::Router, ConnectInfo<SocketAddr>>>;
+
+/// How long a connection past the cap may take to send its request head before its 503.
+const BUSY_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Answers a connection past [`crate::HubConfig::max_connections`] with a 503 and closes it.
+/// The request head is read first (briefly, into a small buffer) so that closing does not reset
+/// the connection before the client reads the answer.
+async fn refuse_busy(mut stream: TcpStream) {
+    let mut buf = [0u8; 1024];
+    let _ = tokio::time::timeout(BUSY_READ_TIMEOUT, stream.read(&mut buf)).await;
+    let body = r#"{"error":"the hub is at its connection limit: try again shortly"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(BUSY_READ_TIMEOUT, async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
 
 /// One connection. A first request `GET /events` on a fresh connection is served here directly
 /// on the socket (see [`stream_events`]); anything else goes to hyper, with the bytes already read

@@ -6,6 +6,7 @@
 //! | catching up | reads [`Log::read_after`]`(cursor)` in batches, sends the matching events    |
 //! | live        | sends its mailbox's frames, skipping ids `<= cursor` (already sent)         |
 //! | closing     | sends the shutdown `retry:` and ends                                        |
+//! | expiring    | the token's `exp` is near: sends `herald.token-expiring`, ends at `exp`     |
 //!
 //! `catching up -> live` when a batch comes back empty; `live -> catching up` when the mailbox
 //! reports lag. The cursor is the highest log id the stream has sent or read past, so a replayed
@@ -13,16 +14,23 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::Extension;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use axum::http::{HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use tokio::time::{Instant, Sleep};
+
 use crate::Shared;
+use crate::auth::{Subscriber, TOKEN_QUERY_PARAM};
 use crate::broker::{Pop, Subscription};
 use crate::error::ApiError;
 use crate::log::{EventId, StoredEvent};
@@ -38,6 +46,63 @@ pub const CATCH_UP_BATCH: usize = 256;
 /// until the next real event.
 pub const RESET_EVENT_TYPE: &str = "herald.reset";
 
+/// The type of the event sent on a stream whose token expires soon (see [`expiry_warning`]). Its
+/// data is JSON `{"exp": <the token's exp, Unix seconds>}`; at `exp` the stream ends, and the
+/// client reconnects with a fresh token and its last event id.
+pub const TOKEN_EXPIRING_EVENT_TYPE: &str = "herald.token-expiring";
+
+/// Longest warning before a token's `exp`.
+const MAX_EXPIRY_WARNING: Duration = Duration::from_secs(30);
+
+/// How long before `exp` the warning comes: 30 s, or a tenth of the token's remaining life when
+/// shorter (a 10 s token is warned 1 s before).
+pub(crate) fn expiry_warning(remaining: Duration) -> Duration {
+    (remaining / 10).min(MAX_EXPIRY_WARNING)
+}
+
+/// When a stream's token runs out, and the one timer that wakes the stream for it.
+struct Expiry {
+    exp: u64,
+    warn_at: Instant,
+    end_at: Instant,
+    warned: bool,
+    /// Boxed once per stream with a token (not per wait); reset from `warn_at` to `end_at`.
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Expiry {
+    fn new(exp: u64) -> Self {
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let remaining = Duration::from_secs(exp.saturating_sub(now_unix));
+        let end_at = Instant::now() + remaining;
+        let warn_at = end_at - expiry_warning(remaining);
+        Self {
+            exp,
+            warn_at,
+            end_at,
+            warned: false,
+            timer: Box::pin(tokio::time::sleep_until(warn_at)),
+        }
+    }
+}
+
+/// The `herald.token-expiring` event; like `herald.reset` it carries the stream's position as
+/// its `id:` so that its dispatch does not clear the client's last event id.
+fn expiring_frame(exp: u64, cursor: Option<EventId>) -> Bytes {
+    let data = serde_json::json!({ "exp": exp }).to_string();
+    let event = herald_wire::Event::new(data).with_type(TOKEN_EXPIRING_EVENT_TYPE);
+    match event.and_then(|e| match cursor {
+        Some(id) => e.with_id(id.to_string()),
+        None => Ok(e),
+    }) {
+        Ok(event) => event.encode(),
+        Err(_) => Bytes::new(),
+    }
+}
+
 struct SubscriberStream {
     shared: Arc<Shared>,
     sub: Arc<Subscription>,
@@ -47,10 +112,17 @@ struct SubscriberStream {
     /// Frames ready to send, from the start and from a catch-up batch.
     ready: VecDeque<(Bytes, bool)>,
     done: bool,
+    /// Set when the subscriber has a token: the stream ends at its `exp`.
+    expiry: Option<Expiry>,
+    /// The client key counted in [`Shared::streams`], released on drop.
+    client: Option<IpAddr>,
 }
 
 impl Drop for SubscriberStream {
     fn drop(&mut self) {
+        if let Some(client) = self.client {
+            self.shared.streams.release(client);
+        }
         self.shared.broker.unsubscribe(&self.sub);
         Metrics::dec(&self.shared.metrics.subscriptions);
     }
@@ -83,7 +155,7 @@ impl SubscriberStream {
                 continue;
             }
             self.cursor = Some(event.id);
-            if self.sub.matches(&event.topic) {
+            if self.sub.matches(&event.topic) && self.sub.allowed(&event.topic, event.private) {
                 // Replay encodes per subscriber: it is the cold path, and bounded by the batch.
                 self.ready.push_back((crate::broker::encode(event), true));
             }
@@ -98,6 +170,22 @@ impl SubscriberStream {
             }
             if self.done {
                 return None;
+            }
+            if let Some(expiry) = &mut self.expiry {
+                let now = Instant::now();
+                if now >= expiry.end_at {
+                    // Ends cleanly: the client reconnects with a fresh token and its last id.
+                    self.done = true;
+                    continue;
+                }
+                if !expiry.warned && now >= expiry.warn_at {
+                    expiry.warned = true;
+                    let end_at = expiry.end_at;
+                    expiry.timer.as_mut().reset(end_at);
+                    let frame = expiring_frame(expiry.exp, self.cursor);
+                    self.ready.push_back((frame, false));
+                    continue;
+                }
             }
             if self.catching_up {
                 // A long replay must not hold the shutdown: check for it between batches.
@@ -149,7 +237,15 @@ impl SubscriberStream {
                     self.done = true;
                     self.ready.push_back((last, false));
                 }
-                Pop::Empty => self.sub.mailbox.changed().await,
+                Pop::Empty => match &mut self.expiry {
+                    None => self.sub.mailbox.changed().await,
+                    Some(expiry) => {
+                        tokio::select! {
+                            () = self.sub.mailbox.changed() => {}
+                            () = expiry.timer.as_mut() => {}
+                        }
+                    }
+                },
             }
         }
     }
@@ -168,6 +264,18 @@ impl SubscriberStream {
 struct Request {
     patterns: Vec<TopicPattern>,
     last_event_id: Option<EventId>,
+    /// The `access_token` query parameter.
+    token: Option<String>,
+}
+
+/// The `access_token` query parameter of a request, if any.
+pub(crate) fn query_token(query: Option<&str>) -> Result<Option<String>, ApiError> {
+    let pairs = crate::form::parse(query.unwrap_or_default().as_bytes())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(pairs
+        .into_iter()
+        .find(|(name, _)| name == TOKEN_QUERY_PARAM)
+        .map(|(_, value)| value))
 }
 
 fn parse_request(
@@ -179,6 +287,7 @@ fn parse_request(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut patterns = Vec::new();
     let mut query_id = None;
+    let mut token = None;
     for (name, value) in pairs {
         match name.as_str() {
             "topic" => {
@@ -195,6 +304,7 @@ fn parse_request(
                 }
             }
             "lastEventId" => query_id = Some(value),
+            TOKEN_QUERY_PARAM => token = Some(value),
             _ => {}
         }
     }
@@ -224,6 +334,7 @@ fn parse_request(
     Ok(Request {
         patterns,
         last_event_id,
+        token,
     })
 }
 
@@ -232,10 +343,27 @@ pub(crate) async fn events(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> Result<Response, ApiError> {
     let request = parse_request(&headers, query.as_deref(), shared.config.max_topics)?;
+    let (grants, exp) = match &shared.config.auth {
+        None => (Box::default(), None),
+        Some(auth) => {
+            let allow_anonymous = shared.config.allow_anonymous_subscribers;
+            match auth.subscriber(&headers, request.token.as_deref(), allow_anonymous)? {
+                Subscriber::Anonymous => (Box::default(), None),
+                Subscriber::Token(grant) => {
+                    (grant.subscribe_patterns().into(), Some(grant.expires_at()))
+                }
+            }
+        }
+    };
+    let client = match peer {
+        Some(Extension(ConnectInfo(addr))) => Some(shared.streams.acquire(addr.ip())?),
+        None => None,
+    };
     // Subscribe to the live path before reading the log, so nothing falls between the two.
-    let sub = shared.broker.subscribe(request.patterns);
+    let sub = shared.broker.subscribe(request.patterns, grants);
     Metrics::inc(&shared.metrics.subscriptions);
     let retry = herald_wire::encode_retry(shared.config.retry.as_millis() as u64);
     let stream = SubscriberStream {
@@ -245,6 +373,8 @@ pub(crate) async fn events(
         catching_up: request.last_event_id.is_some(),
         ready: VecDeque::from([(retry, false)]),
         done: false,
+        expiry: exp.map(Expiry::new),
+        client,
     };
     let body = Body::from_stream(futures_util::stream::unfold(stream, SubscriberStream::next));
     let mut response = body.into_response();
@@ -301,6 +431,23 @@ mod tests {
                 "{q} {h:?}"
             );
         }
+    }
+
+    #[test]
+    fn expiry_warning_is_a_tenth_up_to_thirty_seconds() {
+        assert_eq!(
+            expiry_warning(Duration::from_secs(10)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            expiry_warning(Duration::from_secs(3600)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(expiry_warning(Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            &expiring_frame(7, Some(EventId::new(1, 2)))[..],
+            b"id: 1-2\nevent: herald.token-expiring\ndata: {\"exp\":7}\n\n"
+        );
     }
 
     #[test]

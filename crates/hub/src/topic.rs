@@ -163,6 +163,51 @@ impl TopicPattern {
     }
 }
 
+impl TopicPattern {
+    /// The segments, with a plain topic's split into literals.
+    fn parts(&self) -> Vec<Part<'_>> {
+        match &self.segments {
+            None => self.text.split('/').map(Part::Literal).collect(),
+            Some(segments) => segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Literal(l) => Part::Literal(l),
+                    Segment::One => Part::One,
+                    Segment::Rest => Part::Rest,
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether every topic that `other` matches is matched by `self` too (`chat/**` covers
+    /// `chat/*` and `chat/a`; `chat/*` does not cover `chat/**`). A plain topic covers itself.
+    pub fn covers(&self, other: &TopicPattern) -> bool {
+        fn go(mine: &[Part<'_>], theirs: &[Part<'_>]) -> bool {
+            match (mine.first(), theirs.first()) {
+                (None, None) => true,
+                // `**` (always last) takes one or more segments: anything non-empty fits.
+                (Some(Part::Rest), Some(_)) => true,
+                (Some(Part::One), Some(Part::One | Part::Literal(_))) => {
+                    go(&mine[1..], &theirs[1..])
+                }
+                (Some(Part::Literal(a)), Some(Part::Literal(b))) if a == b => {
+                    go(&mine[1..], &theirs[1..])
+                }
+                _ => false,
+            }
+        }
+        go(&self.parts(), &other.parts())
+    }
+}
+
+/// A segment as [`TopicPattern::covers`] compares them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part<'a> {
+    Literal(&'a str),
+    One,
+    Rest,
+}
+
 impl fmt::Display for TopicPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
@@ -232,6 +277,56 @@ mod tests {
             }
             for t in *no {
                 assert!(!p.matches(t), "{pattern} should not match {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn coverage_table() {
+        let p = |s: &str| TopicPattern::try_new(s).unwrap();
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            ("**", &["a", "a/b", "*", "a/*", "a/**", "*/b"], &[]),
+            (
+                "chat/**",
+                &["chat/a", "chat/*", "chat/**", "chat/*/b", "chat/a/**"],
+                &["chat", "*/a", "**", "chats/a"],
+            ),
+            (
+                "chat/*",
+                &["chat/a", "chat/*"],
+                &["chat", "chat/**", "chat/a/b", "*/a"],
+            ),
+            ("*", &["a", "*"], &["a/b", "**", "*/*"]),
+            ("*/b", &["a/b", "*/b"], &["a/c", "*/*", "**"]),
+            ("chat", &["chat"], &["chat/a", "*", "**"]),
+        ];
+        for (mine, yes, no) in cases {
+            for t in *yes {
+                assert!(p(mine).covers(&p(t)), "{mine} should cover {t}");
+            }
+            for t in *no {
+                assert!(!p(mine).covers(&p(t)), "{mine} should not cover {t}");
+            }
+        }
+    }
+
+    /// Coverage agrees with matching: if `a` covers `b`, every topic `b` matches, `a` matches.
+    #[test]
+    fn coverage_agrees_with_matching() {
+        let pats = [
+            "**", "*", "a", "a/*", "a/**", "*/b", "a/b", "*/*", "a/*/c", "*/**",
+        ];
+        let topics = ["a", "b", "a/b", "a/c", "b/b", "a/b/c", "a/x/c", "x/y/z/w"];
+        for a in pats {
+            for b in pats {
+                let (pa, pb) = (
+                    TopicPattern::try_new(a).unwrap(),
+                    TopicPattern::try_new(b).unwrap(),
+                );
+                let by_topics = topics.iter().all(|t| !pb.matches(t) || pa.matches(t));
+                if pa.covers(&pb) {
+                    assert!(by_topics, "{a} covers {b} but misses a topic");
+                }
             }
         }
     }
