@@ -103,6 +103,10 @@ impl Security {
 
     /// Applies these settings to `config`, checking keys, origins and limits.
     fn apply(&self, config: &mut HubConfig) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.jwt_alg.is_none() || self.jwt_public_key.is_some(),
+            "--jwt-alg needs --jwt-public-key (an HS256 --jwt-secret has no other algorithm)"
+        );
         config.auth = match (&self.jwt_secret, &self.jwt_public_key) {
             (Some(secret), _) => {
                 Some(Authorizer::hs256(secret.as_bytes()).context("--jwt-secret")?)
@@ -206,13 +210,7 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_tracing();
-    if !args.addr.ip().is_loopback() && !args.allow_anonymous && !args.security.has_key() {
-        anyhow::bail!(
-            "refusing to listen on {} without authentication: anyone could publish and subscribe. \
-             Configure --jwt-secret or --jwt-public-key, use a loopback address, or pass --allow-anonymous",
-            args.addr
-        );
-    }
+    check_exposure(args.addr, args.allow_anonymous, args.security.has_key())?;
     if let Some(dir) = &args.static_dir {
         anyhow::ensure!(dir.is_dir(), "--static {}: not a directory", dir.display());
     }
@@ -225,6 +223,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(serve(args, config))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A hub without a key is refused on a non-loopback address unless anonymity is asked for.
+fn check_exposure(addr: SocketAddr, allow_anonymous: bool, has_key: bool) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() && !allow_anonymous && !has_key {
+        anyhow::bail!(
+            "refusing to listen on {addr} without authentication: anyone could publish and subscribe. \
+             Configure --jwt-secret or --jwt-public-key, use a loopback address, or pass --allow-anonymous"
+        );
+    }
+    Ok(())
 }
 
 fn init_tracing() {
@@ -364,6 +373,18 @@ mod tests {
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert!(parse_positive_duration("0s").is_err());
         assert!(parse_positive_duration("0ms").is_err());
+    }
+
+    #[test]
+    fn exposure_needs_a_key_or_explicit_anonymity() {
+        let public: SocketAddr = "0.0.0.0:3000".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        let v6_local: SocketAddr = "[::1]:3000".parse().unwrap();
+        assert!(check_exposure(public, false, false).is_err());
+        assert!(check_exposure(public, true, false).is_ok());
+        assert!(check_exposure(public, false, true).is_ok());
+        assert!(check_exposure(local, false, false).is_ok());
+        assert!(check_exposure(v6_local, false, false).is_ok());
     }
 
     #[test]

@@ -70,6 +70,11 @@ fn check_patterns(flag: &str, patterns: &[String]) -> anyhow::Result<()> {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // (clap's `requires` does not fire while --secret, which conflicts with --private-key, is set.)
+    anyhow::ensure!(
+        args.alg.is_none() || args.private_key.is_some(),
+        "--alg needs --private-key (an HS256 --secret has no other algorithm)"
+    );
     check_patterns("publish", &args.publish)?;
     check_patterns("subscribe", &args.subscribe)?;
     let (alg, key) = match (&args.secret, &args.private_key) {

@@ -9,8 +9,8 @@
 //! {"herald": {"publish": ["chat/*"], "subscribe": ["chat/**"]}, "exp": 1767225600, "sub": "alice"}
 //! ```
 //!
-//! Patterns use the syntax of [`crate::topic`]. `exp` is required, `nbf` honoured, both with a
-//! leeway of [`LEEWAY_SECS`]. A request's token is taken from, in this order, the
+//! Patterns use the syntax of [`crate::topic`]. `exp` is required and exact (a token is refused
+//! from its `exp` second on); `nbf` is honoured with a leeway of [`LEEWAY_SECS`]. A request's token is taken from, in this order, the
 //! `Authorization: Bearer` header, the [`TOKEN_COOKIE`] cookie, and the [`TOKEN_QUERY_PARAM`]
 //! query parameter (browsers cannot set headers on `EventSource`; a URL ends up in logs, so the
 //! cookie is the better choice there).
@@ -39,8 +39,7 @@ pub const TOKEN_COOKIE: &str = "herald_token";
 /// The query parameter that may carry a token (`?access_token=`): for clients that can set
 /// neither a header nor a cookie. Its value is never logged by the hub.
 pub const TOKEN_QUERY_PARAM: &str = "access_token";
-/// Clock skew tolerated on `exp` and `nbf`, in seconds: small, so an expired token is refused
-/// within seconds, yet enough for hosts whose clocks differ a little.
+/// Clock skew tolerated on `nbf`, in seconds: enough for hosts whose clocks differ a little.
 pub const LEEWAY_SECS: u64 = 5;
 /// Shortest accepted HS256 secret, in bytes: a shorter one can be brute-forced offline from any
 /// one token (RFC 7518 asks for a key as long as the hash, 32 bytes).
@@ -241,6 +240,7 @@ impl fmt::Debug for Authorizer {
 struct Claims {
     herald: Option<HeraldClaims>,
     exp: u64,
+    nbf: Option<u64>,
     sub: Option<String>,
 }
 
@@ -270,8 +270,11 @@ fn patterns(list: Vec<String>, name: &str) -> Result<Box<[TopicPattern]>, TokenE
 impl Authorizer {
     fn with(key: DecodingKey, alg: JwtAlgorithm) -> Self {
         let mut validation = Validation::new(alg.jwt());
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
+        // `exp` is exact: a stream ends at `exp` and its client must then need a fresh token,
+        // not get a few more seconds with the old one. `nbf` gets the leeway (checked in
+        // `verify`): a token minted on a host whose clock runs ahead is usable at once.
+        validation.leeway = 0;
+        validation.validate_nbf = false;
         // The hub has no audience of its own; `aud` in a token is not checked.
         validation.validate_aud = false;
         Self {
@@ -348,6 +351,12 @@ impl Authorizer {
             }
         })?;
         let claims = data.claims;
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > jsonwebtoken::get_current_timestamp() + LEEWAY_SECS)
+        {
+            return Err(TokenError::NotYetValid);
+        }
         let herald = claims
             .herald
             .ok_or_else(|| TokenError::MissingClaim("herald".into()))?;
@@ -544,10 +553,16 @@ mod tests {
             let err = auth.verify(&sign(claims.clone())).unwrap_err();
             assert!(matches!(err, TokenError::BadClaims(_)), "{claims}: {err:?}");
         }
-        // Within the leeway an expired token still passes (clock skew).
+        // `nbf` within the leeway passes (clock skew); `exp` has none.
         assert!(
-            auth.verify(&sign(serde_json::json!({"herald": {}, "exp": t - 1})))
-                .is_ok()
+            auth.verify(&sign(
+                serde_json::json!({"herald": {}, "exp": t + 60, "nbf": t + 2})
+            ))
+            .is_ok()
+        );
+        assert_eq!(
+            auth.verify(&sign(serde_json::json!({"herald": {}, "exp": t - 1}))),
+            Err(TokenError::Expired)
         );
     }
 

@@ -253,10 +253,23 @@ pub struct Sub {
 
 impl Sub {
     pub fn open(addr: SocketAddr, query: &str, last_event_id: Option<&str>) -> Sub {
+        Sub::open_with(addr, query, last_event_id, &[])
+    }
+
+    /// Like [`Sub::open`], with extra request headers (e.g. `Authorization`).
+    pub fn open_with(
+        addr: SocketAddr,
+        query: &str,
+        last_event_id: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Sub {
         let mut stream = connect(addr);
         let mut req = format!("GET /events?{query} HTTP/1.0\r\nHost: {addr}\r\n");
         if let Some(id) = last_event_id {
             req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
         stream.write_all(req.as_bytes()).expect("write");
