@@ -531,7 +531,7 @@ mod tests {
         let granted = broker.subscribe(patterns(&["a", "b/*"]), patterns(&["**"]).into());
         let partly = broker.subscribe(patterns(&["a", "b/*"]), patterns(&["b/x"]).into());
         assert!(granted.all_private && !partly.all_private && !anonymous.all_private);
-        let mut private = |id, topic| {
+        let private = |id, topic| {
             let mut e = event(id, topic, "secret");
             e.private = true;
             send(&broker, &e);
