@@ -61,6 +61,7 @@ fn herald(args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(args)
         .env_remove("HERALD_JWT_SECRET")
+        .env_remove("HERALD_TOKEN")
         .output()
         .unwrap();
     (
@@ -531,6 +532,17 @@ fn token_command_mints_tokens_the_hub_accepts_and_refuses_bad_flags() {
         r#"{"topic":"chat/x","data":"hi"}"#,
     );
     assert_eq!(status, 200, "{answer}");
+    // `herald publish --token` carries it; without one the hub's 401 reason is shown.
+    let url = format!("http://{}", hub.addr);
+    let (ok, id, err) = herald(&[
+        "publish", "--url", &url, "--topic", "chat/y", "--data", "hi", "--token", &minted,
+    ]);
+    assert!(ok && id.contains('-'), "{id} {err}");
+    let (ok, _, err) = herald(&[
+        "publish", "--url", &url, "--topic", "chat/y", "--data", "hi",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("missing token"), "{err}");
     for (args, says) in [
         (&["token", "--publish", "a"][..], "--secret"),
         (&["token", "--secret", "short"], "at least 32 bytes"),
