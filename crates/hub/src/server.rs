@@ -3,12 +3,11 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
-
-use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -50,6 +49,7 @@ pub async fn serve(
     let (signal, watcher) = watch::channel(false);
     // A permit per connection (mini-redis style): past the cap, a connection gets a 503.
     let permits = Arc::new(Semaphore::new(hub.config().max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_PENDING_REFUSALS));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -65,7 +65,13 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tokio::spawn(refuse_busy(stream));
+            // Past that many answers in flight, close at once: a flood cannot pile up tasks.
+            if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse_busy(stream).await;
+                    drop(slot);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -102,6 +108,9 @@ pub async fn serve(
 
 type Service = TowerToHyperService<AddExtension<axum::Router, ConnectInfo<SocketAddr>>>;
 
+/// Most 503 answers to connections past the cap in flight at once (each lives at most twice
+/// [`BUSY_READ_TIMEOUT`]); beyond, such connections are closed without an answer.
+const MAX_PENDING_REFUSALS: usize = 1024;
 /// How long a connection past the cap may take to send its request head before its 503.
 const BUSY_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
