@@ -51,6 +51,8 @@ pub const RESET_EVENT_TYPE: &str = "herald.reset";
 /// client reconnects with a fresh token and its last event id.
 pub const TOKEN_EXPIRING_EVENT_TYPE: &str = "herald.token-expiring";
 
+/// Longest a token's `exp` is taken to be away (see [`Expiry::new`]).
+const MAX_STREAM_LIFE: Duration = Duration::from_secs(365 * 86_400);
 /// Longest warning before a token's `exp`.
 const MAX_EXPIRY_WARNING: Duration = Duration::from_secs(30);
 
@@ -76,7 +78,9 @@ impl Expiry {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let remaining = Duration::from_secs(exp.saturating_sub(now_unix));
+        // Capped: an `exp` centuries ahead must not overflow the clock (a year is "never" for a
+        // stream, which reconnects more often than that anyway).
+        let remaining = Duration::from_secs(exp.saturating_sub(now_unix)).min(MAX_STREAM_LIFE);
         let end_at = Instant::now() + remaining;
         let warn_at = end_at - expiry_warning(remaining);
         Self {
@@ -448,6 +452,14 @@ mod tests {
             &expiring_frame(7, Some(EventId::new(1, 2)))[..],
             b"id: 1-2\nevent: herald.token-expiring\ndata: {\"exp\":7}\n\n"
         );
+    }
+
+    #[tokio::test]
+    async fn a_far_exp_does_not_overflow() {
+        let far = Expiry::new(u64::MAX);
+        assert!(far.end_at > Instant::now() + Duration::from_secs(364 * 86_400));
+        let past = Expiry::new(0);
+        assert!(past.end_at <= Instant::now() && past.warn_at == past.end_at);
     }
 
     #[test]
