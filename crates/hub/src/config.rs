@@ -37,6 +37,9 @@ pub struct HubConfig {
     pub max_connections: usize,
     /// Serve this directory at `/` instead of the demo page.
     pub static_dir: Option<PathBuf>,
+    /// Serve TLS (ALPN `h2` and `http/1.1`) instead of plain HTTP/1.1 and h2c. Only used by
+    /// [`crate::serve`]. Default none.
+    pub tls: Option<crate::TlsConfig>,
 }
 
 impl HubConfig {
@@ -74,6 +77,7 @@ impl Default for HubConfig {
             shutdown_jitter: Self::DEFAULT_SHUTDOWN_JITTER,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             static_dir: None,
+            tls: None,
         }
     }
 }

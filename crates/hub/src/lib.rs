@@ -52,7 +52,7 @@ pub use config::HubConfig;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use publish::{MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, RESERVED_TYPE_PREFIX};
-pub use server::serve;
+pub use server::{TlsConfig, TlsError, serve};
 pub use sse::{CATCH_UP_BATCH, RESET_EVENT_TYPE};
 
 use crate::broker::Broker;
