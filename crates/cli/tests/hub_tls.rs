@@ -301,3 +301,72 @@ fn bad_certificate_files_stop_start_up_with_the_file_named() {
         );
     }
 }
+
+/// A TLS client that stops reading its socket is closed after the write timeout (the stall guard
+/// sits under TLS) and counted; the hub goes on serving others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_client_is_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_rustls::rustls;
+
+    let hub = tls_hub(&[
+        "--write-timeout",
+        "1s",
+        "--max-unsent-bytes",
+        "16384",
+        "--retention-events",
+        "200",
+    ]);
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(fixture("cert.pem")).unwrap();
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    roots.add(der).unwrap();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stalled = connector.connect(name, tcp).await.unwrap();
+    stalled
+        .write_all(b"GET /events?topic=feed HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 64];
+    let n = stalled.read(&mut head).await.unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &head[..n]);
+    // From here on the client reads nothing: the hub's writes fill the TCP window and stall.
+
+    let client = tls_client(&hub).build().unwrap();
+    let payload = "y".repeat(32 * 1024);
+    for i in 0..300 {
+        // ~10 MB: far more than the stalled socket's buffers hold.
+        publish(
+            &client,
+            https(&hub, "/publish"),
+            "feed",
+            &format!("{i} {payload}"),
+        )
+        .await;
+    }
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let closed = metric(
+            &client,
+            https(&hub, "/metrics"),
+            "herald_slow_clients_closed_total",
+        )
+        .await;
+        if closed == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stalled TLS client not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stalled);
+    let health = client.get(https(&hub, "/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
