@@ -236,6 +236,24 @@ fn line_of(text: &str, at: usize) -> usize {
         + 1
 }
 
+/// Prints clap's error and exits; when the bad value is that of a `HERALD_*` variable, says so
+/// (clap names only the flag).
+pub(crate) fn exit_naming_env(err: clap::Error, command: &Command) -> ! {
+    use clap::error::{ContextKind, ContextValue};
+    let _ = err.print();
+    if let (Some(ContextValue::String(value)), Some(serve)) = (
+        err.get(ContextKind::InvalidValue),
+        command.find_subcommand(SUBCOMMAND),
+    ) {
+        for env in serve.get_arguments().filter_map(Arg::get_env) {
+            if std::env::var_os(env).is_some_and(|v| v == value.as_str()) {
+                eprintln!("note: the value comes from ${}", env.to_string_lossy());
+            }
+        }
+    }
+    std::process::exit(err.exit_code())
+}
+
 /// The config file named by `--config` (or `HERALD_CONFIG`) among already parsed `serve`
 /// matches.
 pub(crate) fn path_in(matches: &clap::ArgMatches) -> Option<PathBuf> {

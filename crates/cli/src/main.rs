@@ -49,7 +49,7 @@ fn parse_cli() -> Result<Cli, ExitCode> {
     let mut matches = command
         .clone()
         .try_get_matches_from(&args)
-        .unwrap_or_else(|err| err.exit());
+        .unwrap_or_else(|err| config::exit_naming_env(err, &command));
     let path = match matches.subcommand() {
         Some((config::SUBCOMMAND, serve)) => config::path_in(serve),
         _ => None,
@@ -64,8 +64,9 @@ fn parse_cli() -> Result<Cli, ExitCode> {
         })?;
         command = command.mut_subcommand(config::SUBCOMMAND, |serve| defaults.apply(serve));
         matches = command
+            .clone()
             .try_get_matches_from(&args)
-            .unwrap_or_else(|err| err.exit());
+            .unwrap_or_else(|err| config::exit_naming_env(err, &command));
     }
     Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit()))
 }

@@ -139,6 +139,10 @@ fn bad_environment_values_stop_start_up() {
         let (code, stderr) = failed_start(&[], &[(var, value)]);
         assert_eq!(code, 2, "{var}={value}: {stderr}");
         assert!(stderr.contains(value), "{var}={value}: {stderr}");
+        assert!(
+            stderr.contains(&format!("from ${var}")),
+            "{var}={value}: {stderr}"
+        );
     }
 }
 
