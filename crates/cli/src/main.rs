@@ -1,12 +1,15 @@
 //! The `herald` command line: a clap front over the herald crates.
 //!
-//! Exit codes: 0 success; 1 failure (the message says why); 2 bad usage (clap's own).
+//! Exit codes: 0 success; 1 failure (the message says why); 2 bad usage: a bad flag, environment
+//! variable or config file value (the message names it).
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 mod bench;
+mod config;
 mod publish;
 mod serve;
 mod subscribe;
@@ -34,8 +37,45 @@ enum Command {
     Bench(bench::Args),
 }
 
+/// Exit code of bad usage, as clap's.
+const USAGE_ERROR: u8 = 2;
+
+/// Parses the command line with `serve`'s `HERALD_*` environment variables and, when `--config`
+/// (or `HERALD_CONFIG`) names one, its config file (see [`config`]): the first parse finds the
+/// file, whose values then become defaults for the second.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut command = Cli::command().mut_subcommand(config::SUBCOMMAND, config::with_env_vars);
+    let mut matches = command
+        .clone()
+        .try_get_matches_from(&args)
+        .unwrap_or_else(|err| config::exit_naming_env(err, &command));
+    let path = match matches.subcommand() {
+        Some((config::SUBCOMMAND, serve)) => config::path_in(serve),
+        _ => None,
+    };
+    if let Some(path) = path {
+        let serve = command
+            .find_subcommand(config::SUBCOMMAND)
+            .expect("serve is a subcommand");
+        let defaults = config::load(&path, serve).map_err(|err| {
+            eprintln!("herald: {err}");
+            ExitCode::from(USAGE_ERROR)
+        })?;
+        command = command.mut_subcommand(config::SUBCOMMAND, |serve| defaults.apply(serve));
+        matches = command
+            .clone()
+            .try_get_matches_from(&args)
+            .unwrap_or_else(|err| config::exit_naming_env(err, &command));
+    }
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit()))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Publish(args) => publish::run(args),

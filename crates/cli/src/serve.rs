@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use herald_hub::auth::{Authorizer, JwtAlgorithm};
 use herald_hub::log::{EmbeddedLog, Log, MemoryLog, NewEvent, Retention};
-use herald_hub::{CorsOrigins, Hub, HubConfig, PublishRate};
+use herald_hub::{CorsOrigins, Hub, HubConfig, PublishRate, TlsConfig};
 
 /// Which event store backs the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,9 +20,22 @@ pub(crate) enum Store {
     Memory,
 }
 
-/// Arguments of `herald serve`.
+/// Format of the log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// For people: one line per record.
+    Text,
+    /// For machines: one JSON object per line.
+    Json,
+}
+
+/// Arguments of `herald serve`. Every long flag is also a config file key and a `HERALD_*`
+/// environment variable (see `config.rs`): flag > environment > config file > default.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
+    /// Read settings from this TOML file: its keys are the long flags (`heartbeat = "15s"`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to listen on. Non-loopback addresses need a JWT key or --allow-anonymous.
     #[arg(long, default_value = "127.0.0.1:3000", env = "HERALD_ADDR")]
     addr: SocketAddr,
@@ -48,6 +61,16 @@ pub(crate) struct Args {
     /// Authentication, CORS and per-client limits.
     #[command(flatten)]
     security: Box<Security>,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 over ALPN) with this PEM certificate chain (needs
+    /// --tls-key). Without it: plain HTTP/1.1 and HTTP/2 with prior knowledge (h2c).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Log format on stderr (the level is set by HERALD_LOG, e.g. `info`, `herald_hub=debug`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 /// Authentication, CORS and per-client limits of `herald serve`.
@@ -209,7 +232,7 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    init_tracing(args.log_format);
     check_exposure(args.addr, args.allow_anonymous, args.security.has_key())?;
     if let Some(dir) = &args.static_dir {
         anyhow::ensure!(dir.is_dir(), "--static {}: not a directory", dir.display());
@@ -217,6 +240,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Checked before anything starts, so that a bad key or origin stops start-up with its flag.
     let mut config = HubConfig::default();
     args.security.apply(&mut config)?;
+    config.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            TlsConfig::from_pem_files(cert, key).context("loading the TLS certificate and key")?,
+        ),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together: give both, or neither"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -236,14 +266,20 @@ fn check_exposure(addr: SocketAddr, allow_anonymous: bool, has_key: bool) -> any
     Ok(())
 }
 
-fn init_tracing() {
+/// Logs go to stderr. Nothing logged carries a request's URI or headers, so an `access_token`
+/// query parameter or an `Authorization` header never reaches the logs (tested).
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Log>> {
@@ -278,13 +314,18 @@ async fn serve(args: Args, mut config: HubConfig) -> anyhow::Result<()> {
     config.drain_timeout = args.tuning.drain_timeout;
     config.max_connections = args.tuning.max_connections;
     config.static_dir = args.static_dir.clone();
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let hub = Hub::new(log, config);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
     let local = listener.local_addr().context("reading the bound address")?;
     let auth = config_auth_summary(hub.config());
-    tracing::info!(store = ?args.store, auth, "herald listening on http://{local}");
+    tracing::info!(store = ?args.store, auth, "herald listening on {scheme}://{local}");
     if args.demo {
         tokio::spawn(demo_clock(hub.clone()));
     }

@@ -56,6 +56,9 @@ pub struct HubConfig {
     /// Publishes per token subject (or client address without one) before 429. Default `None`:
     /// no rate limit.
     pub publish_rate: Option<PublishRate>,
+    /// Serve TLS (ALPN `h2` and `http/1.1`) instead of plain HTTP/1.1 and h2c. Only used by
+    /// [`crate::serve`]. Default none.
+    pub tls: Option<crate::TlsConfig>,
 }
 
 impl HubConfig {
@@ -102,6 +105,7 @@ impl Default for HubConfig {
             cors: CorsOrigins::SameOrigin,
             max_streams_per_client: Self::DEFAULT_MAX_STREAMS_PER_CLIENT,
             publish_rate: None,
+            tls: None,
         }
     }
 }

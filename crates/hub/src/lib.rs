@@ -61,7 +61,7 @@ pub use error::ApiError;
 pub use limits::{MAX_RATE_ENTRIES, PublishRate};
 pub use metrics::Metrics;
 pub use publish::{MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, RESERVED_TYPE_PREFIX};
-pub use server::serve;
+pub use server::{TlsConfig, TlsError, serve};
 pub use sse::{CATCH_UP_BATCH, RESET_EVENT_TYPE, TOKEN_EXPIRING_EVENT_TYPE};
 
 use crate::broker::Broker;

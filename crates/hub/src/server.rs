@@ -1,5 +1,14 @@
 //! [`serve`]: a hub on a listener, with bounded per-connection buffers, a write-stall timeout
 //! and a graceful shutdown that open SSE streams cannot hang.
+//!
+//! Transports: on plain TCP, HTTP/1.1 and HTTP/2 with prior knowledge (h2c, told apart by the
+//! HTTP/2 preface); with [`crate::HubConfig::tls`], TLS with ALPN `h2` and `http/1.1`. A first
+//! plain HTTP/1 `GET /events` is served directly on the socket ([`stream_events`]); everything
+//! else goes through hyper.
+
+mod tls;
+
+pub use tls::{TlsConfig, TlsError};
 
 use std::future::Future;
 use std::io;
@@ -14,8 +23,8 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Request};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -30,8 +39,14 @@ use crate::metrics::Metrics;
 /// room for a long topic list and cookies, while hyper still starts every connection at its 8 KiB
 /// minimum. A publish body is not held whole here: it is read up to its own limit.
 const MAX_CONNECTION_BUF: usize = 16 * 1024;
-/// A client must send its request head within this time.
+/// A client must send its request head (or finish its TLS handshake) within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most concurrent HTTP/2 streams per connection: far more than the SSE streams and publishes of
+/// one page, while one connection (one permit of `max_connections`) cannot hold thousands.
+const MAX_H2_STREAMS: u32 = 256;
+/// Most bytes hyper queues per HTTP/2 stream before a write waits (hyper's default is 400 KiB):
+/// an SSE stream already bounds its unsent bytes in the hub (`max_unsent_bytes`).
+const MAX_H2_SEND_BUF: usize = 64 * 1024;
 
 /// Serves `hub` on `listener` until `shutdown` resolves, then: stops accepting, ends every open
 /// stream with a jittered `retry:`, waits up to [`crate::HubConfig::drain_timeout`] for
@@ -45,6 +60,7 @@ pub async fn serve(
     let metrics = hub.shared.metrics.clone();
     let write_timeout = hub.config().write_timeout;
     let drain_timeout = hub.config().drain_timeout;
+    let tls = hub.config().tls.clone();
     // Every connection holds a receiver: `closed()` on the sender resolves once all are gone.
     let (signal, watcher) = watch::channel(false);
     // A permit per connection (mini-redis style): past the cap, a connection gets a 503.
@@ -80,9 +96,15 @@ pub async fn serve(
             TowerToHyperService::new(AddExtension::new(router.clone(), ConnectInfo(peer)));
         let watcher = watcher.clone();
         let metrics = metrics.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             Metrics::inc(&metrics.connections);
-            connection(stream, service, write_timeout, &metrics, watcher).await;
+            match tls {
+                Some(tls) => {
+                    tls_connection(stream, &tls, service, write_timeout, &metrics, watcher).await;
+                }
+                None => connection(stream, service, write_timeout, &metrics, watcher).await,
+            }
             Metrics::dec(&metrics.connections);
             drop(permit);
         });
@@ -141,7 +163,7 @@ async fn connection(
     service: Service,
     write_timeout: Duration,
     metrics: &Arc<Metrics>,
-    mut watcher: watch::Receiver<bool>,
+    watcher: watch::Receiver<bool>,
 ) {
     let first = match tokio::time::timeout(HEADER_READ_TIMEOUT, read_first(&mut stream)).await {
         Ok(Ok(first)) => first,
@@ -154,15 +176,58 @@ async fn connection(
         }
         First::Other(prefix) => prefix,
     };
-    let io = TokioIo::new(Rewind {
+    let io = Rewind {
         prefix,
         inner: StallGuard::new(stream, write_timeout, metrics.clone()),
-    });
-    let conn = http1::Builder::new()
+    };
+    serve_hyper(io, service, watcher).await;
+}
+
+/// One TLS connection: the handshake (bounded by [`HEADER_READ_TIMEOUT`]), then hyper with
+/// HTTP/2 or HTTP/1.1. The stall guard sits under TLS, on the socket, where a client that stops
+/// reading shows.
+async fn tls_connection(
+    stream: TcpStream,
+    tls: &TlsConfig,
+    service: Service,
+    write_timeout: Duration,
+    metrics: &Arc<Metrics>,
+    watcher: watch::Receiver<bool>,
+) {
+    let guarded = StallGuard::new(stream, write_timeout, metrics.clone());
+    let stream =
+        match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.acceptor().accept(guarded)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                // Plain HTTP on the TLS port, a client that does not trust the certificate, ...
+                tracing::debug!(%err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        };
+    serve_hyper(stream, service, watcher).await;
+}
+
+/// Serves `io` with hyper, HTTP/1.1 or HTTP/2 (told apart by the HTTP/2 preface), until the
+/// client is done or shutdown is signalled; then in-flight responses finish (streams were just
+/// told to end) and HTTP/2 sends GOAWAY.
+async fn serve_hyper<I>(io: I, service: Service, mut watcher: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_CONNECTION_BUF)
-        .serve_connection(io, service);
+        .max_buf_size(MAX_CONNECTION_BUF);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_send_buf_size(MAX_H2_SEND_BUF)
+        .max_header_list_size(MAX_CONNECTION_BUF as u32);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
@@ -390,16 +455,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
 /// A socket that fails a write that made no progress for `timeout`: a client that stops reading
 /// fills its TCP window, hyper's writes then stay pending, and this turns that into an error that
 /// closes the connection (and frees its memory) instead of holding it forever.
-struct StallGuard {
-    inner: TcpStream,
+struct StallGuard<T = TcpStream> {
+    inner: T,
     timeout: Duration,
     /// Armed while a write is pending; boxed so that an idle connection does not carry a timer.
     deadline: Option<Pin<Box<Sleep>>>,
     metrics: Arc<Metrics>,
 }
 
-impl StallGuard {
-    fn new(inner: TcpStream, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+impl<T> StallGuard<T> {
+    fn new(inner: T, timeout: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
             inner,
             timeout,
@@ -408,11 +473,11 @@ impl StallGuard {
         }
     }
 
-    fn check<T>(
+    fn check<R>(
         &mut self,
         cx: &mut Context<'_>,
-        result: Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
+        result: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
         if result.is_ready() {
             self.deadline = None;
             return result;
@@ -431,7 +496,7 @@ impl StallGuard {
     }
 }
 
-impl AsyncRead for StallGuard {
+impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -441,7 +506,7 @@ impl AsyncRead for StallGuard {
     }
 }
 
-impl AsyncWrite for StallGuard {
+impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -26,11 +26,17 @@ pub struct Hub {
 impl Hub {
     /// Starts `herald serve --addr 127.0.0.1:0 <args>` and waits for its listening line.
     pub fn start(args: &[&str]) -> Hub {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`Hub::start`] with these environment variables set.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Hub {
         let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .arg("serve")
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
             .env("HERALD_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -57,8 +63,16 @@ impl Hub {
                     panic!("herald did not report its address");
                 }
             };
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+            // `listening on http://ADDR` or `https://ADDR`, in a text or a JSON log line.
+            let rest = line
+                .split_once("listening on ")
+                .and_then(|(_, rest)| rest.split_once("://"));
+            if let Some((_, rest)) = rest {
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+                    .collect();
+                let addr = addr.parse().unwrap();
                 return Hub {
                     child,
                     addr,

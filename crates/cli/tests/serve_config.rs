@@ -1,0 +1,188 @@
+//! `herald serve` settings from flags, `HERALD_*` environment variables and a `--config` TOML
+//! file, on the real process: the precedence (flag > environment > file > default), bad files
+//! and values stopping start-up with the key and file named, and `--log-format json`.
+
+mod hub_support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hub_support::{Hub, TIMEOUT};
+
+/// The `retry:` a fresh stream of `hub` starts with: the effective `--retry`.
+fn first_retry(hub: &Hub) -> u64 {
+    let mut sub = hub.subscribe("topic=t", None);
+    sub.wait_bytes("retry: 3000\n".len()); // every value here has 4 digits
+    let raw = String::from_utf8_lossy(&sub.raw).into_owned();
+    let line = raw.lines().next().unwrap();
+    line.strip_prefix("retry: ")
+        .unwrap_or_else(|| panic!("{raw:?}"))
+        .parse()
+        .unwrap()
+}
+
+fn config_file(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    file
+}
+
+#[test]
+fn flag_beats_environment_beats_file_beats_default() {
+    let file = config_file("retry = \"1111ms\"\nstore = \"memory\"\n");
+    let path = file.path().to_str().unwrap();
+    let memory = ["--store", "memory"];
+    assert_eq!(first_retry(&Hub::start(&memory)), 3000, "default");
+    assert_eq!(first_retry(&Hub::start(&["--config", path])), 1111, "file");
+    // HERALD_CONFIG names the file as --config does.
+    let hub = Hub::start_with_env(&[], &[("HERALD_CONFIG", path)]);
+    assert_eq!(first_retry(&hub), 1111, "file from HERALD_CONFIG");
+    let env = [("HERALD_CONFIG", path), ("HERALD_RETRY", "2222ms")];
+    assert_eq!(first_retry(&Hub::start_with_env(&[], &env)), 2222, "env");
+    let hub = Hub::start_with_env(&["--retry", "3333ms"], &env);
+    assert_eq!(first_retry(&hub), 3333, "flag");
+}
+
+/// A switch reads its environment variable as a boolean.
+#[test]
+fn switches_from_the_environment_and_the_file() {
+    // --demo publishes the time to demo/time every second.
+    let file = config_file("demo = true\n");
+    let hub = Hub::start(&[
+        "--store",
+        "memory",
+        "--config",
+        file.path().to_str().unwrap(),
+    ]);
+    let mut sub = hub.subscribe("topic=demo/time", None);
+    assert_eq!(sub.next().unwrap().event_type, "time");
+    let hub = Hub::start_with_env(&["--store", "memory"], &[("HERALD_DEMO", "yes")]);
+    let mut sub = hub.subscribe("topic=demo/time", None);
+    assert_eq!(sub.next().unwrap().event_type, "time");
+}
+
+/// Runs `herald serve` expecting it to stop at start-up; returns (exit code, stderr).
+fn failed_start(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["serve", "--store", "memory", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("herald started with {args:?} {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap(), stderr)
+}
+
+#[test]
+fn bad_files_and_values_stop_start_up_naming_key_file_and_line() {
+    let cases = [
+        ("retry = \"1s\"\nbogus = 1\n", "line 2: unknown key `bogus`"),
+        ("heartbeat = \"fast\"\n", "line 1: `heartbeat` = \"fast\""),
+        ("heartbeat = \"0s\"\n", "must be more than zero"),
+        ("addr = \"nowhere\"\n", "`addr` = \"nowhere\""),
+        ("max-topics = \"many\"\n", "`max-topics` = \"many\""),
+        ("max-topics = -1\n", "`max-topics` = \"-1\""),
+        ("demo = \"yes\"\n", "`demo`: expected a boolean"),
+        ("retry = [\"1s\"]\n", "`retry`: takes one value"),
+        ("store = \"disk\"\n", "possible values: embedded, memory"),
+        ("log-format = \"xml\"\n", "`log-format` = \"xml\""),
+        ("[serve]\nretry = \"1s\"\n", "line 1: unknown key `serve`"),
+        ("retry = \"1s\nheartbeat = 3\n", "not valid TOML"),
+    ];
+    for (text, expected) in cases {
+        let file = config_file(text);
+        let path = file.path().to_str().unwrap();
+        let (code, stderr) = failed_start(&["--config", path], &[]);
+        assert_eq!(code, 2, "{text:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("config file {path}")) && stderr.contains(expected),
+            "{text:?}: expected {expected:?} in {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_config_file_stops_start_up() {
+    let (code, stderr) = failed_start(&["--config", "/nonexistent/herald.toml"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("config file /nonexistent/herald.toml: cannot be read"),
+        "{stderr}"
+    );
+    let env = [("HERALD_CONFIG", "/nonexistent/env.toml")];
+    let (code, stderr) = failed_start(&[], &env);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("/nonexistent/env.toml"), "{stderr}");
+}
+
+#[test]
+fn bad_environment_values_stop_start_up() {
+    for (var, value) in [
+        ("HERALD_HEARTBEAT", "fast"),
+        ("HERALD_MAX_TOPICS", "many"),
+        ("HERALD_DEMO", "perhaps"),
+        ("HERALD_LOG_FORMAT", "xml"),
+    ] {
+        let (code, stderr) = failed_start(&[], &[(var, value)]);
+        assert_eq!(code, 2, "{var}={value}: {stderr}");
+        assert!(stderr.contains(value), "{var}={value}: {stderr}");
+        assert!(
+            stderr.contains(&format!("from ${var}")),
+            "{var}={value}: {stderr}"
+        );
+    }
+}
+
+/// With `--log-format json` every log line is one JSON object, and an `access_token` query
+/// parameter never reaches the log, even at trace level.
+#[test]
+fn json_logs_are_one_object_per_line_without_tokens() {
+    const SECRET: &str = "s3cr3t-t0ken-value";
+    let mut hub = Hub::start_with_env(
+        &["--store", "memory", "--log-format", "json"],
+        &[("HERALD_LOG", "trace")],
+    );
+    let mut sub = hub.subscribe(&format!("topic=t&access_token={SECRET}"), None);
+    hub.publish("t", "hello");
+    assert_eq!(sub.next().unwrap().data, "hello");
+    // Through hyper too (not the direct SSE path): a second request on one connection.
+    let (status, _) = hub.request(
+        "GET",
+        &format!("/healthz?access_token={SECRET}"),
+        &[("Authorization", &format!("Bearer {SECRET}"))],
+        b"",
+    );
+    assert_eq!(status, 200);
+    drop(sub);
+    hub.signal("TERM");
+    assert!(
+        hub.wait_exit(TIMEOUT)
+            .expect("herald did not exit")
+            .success()
+    );
+    let lines: Vec<String> = hub.log.try_iter().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("herald stopped")),
+        "{lines:?}"
+    );
+    for line in &lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}"));
+        assert!(value.is_object(), "{line}");
+        assert!(value.get("level").is_some(), "{line}");
+        assert!(!line.contains(SECRET), "token in the log: {line}");
+    }
+}
