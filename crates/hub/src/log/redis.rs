@@ -442,8 +442,16 @@ impl RedisLog {
             .arg(start)
             .arg(count);
         let mut conn = self.commands.clone();
+        // A read is safe to repeat: once more when the first try met a connection that broke
+        // during an outage (the manager reconnects as it reports the error).
         let (trimmed, entries): (String, Value) =
-            within(invocation.invoke_async(&mut conn)).await?;
+            match within(invocation.invoke_async(&mut conn)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    tokio::time::sleep(TAIL_MIN_BACKOFF).await;
+                    within(invocation.invoke_async(&mut conn)).await?
+                }
+            };
         let trimmed = if trimmed.is_empty() {
             None
         } else {
