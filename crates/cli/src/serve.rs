@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use herald_hub::auth::{Authorizer, JwtAlgorithm};
-use herald_hub::log::{EmbeddedLog, Log, MemoryLog, NewEvent, Retention};
+use herald_hub::log::{EmbeddedLog, Log, MemoryLog, NewEvent, RedisLog, Retention};
 use herald_hub::{CorsOrigins, Hub, HubConfig, PublishRate, TlsConfig};
 
 /// Which event store backs the hub.
@@ -18,6 +18,8 @@ pub(crate) enum Store {
     Embedded,
     /// In memory: nothing survives a restart (tests, demos).
     Memory,
+    /// A Redis Stream at --redis-url, shared by every hub pointed at it (see docs/scaling.md).
+    Redis,
 }
 
 /// Format of the log lines on stderr.
@@ -45,6 +47,13 @@ pub(crate) struct Args {
     /// Event store.
     #[arg(long, value_enum, default_value_t = Store::Embedded)]
     store: Store,
+    /// Redis of --store redis, e.g. redis://127.0.0.1:6379 or redis://:password@host:6379/0.
+    #[arg(long, env = "HERALD_REDIS_URL", required_if_eq("store", "redis"))]
+    redis_url: Option<String>,
+    /// Prefix of every Redis key, so that several deployments can share one Redis.
+    #[arg(long, default_value = herald_hub::log::redis::DEFAULT_PREFIX, env = "HERALD_REDIS_PREFIX",
+          value_parser = parse_redis_prefix)]
+    redis_prefix: String,
     /// Timeouts and limits (boxed: they are many, and `Args` is a variant of the command enum).
     #[command(flatten)]
     tuning: Box<Tuning>,
@@ -222,6 +231,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is too long"))
 }
 
+fn parse_redis_prefix(s: &str) -> Result<String, String> {
+    herald_hub::log::redis::check_prefix(s).map(|()| s.to_owned())
+}
+
 /// Like [`parse_duration`], refusing zero (a zero heartbeat or write timeout makes no sense).
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
@@ -298,6 +311,13 @@ async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Log>> {
                 .with_context(|| {
                     format!("opening the embedded store in {}", args.data_dir.display())
                 })?;
+            Arc::new(log)
+        }
+        Store::Redis => {
+            let url = args.redis_url.as_deref().unwrap_or_default();
+            let log = RedisLog::connect(url, &args.redis_prefix, retention)
+                .await
+                .context("connecting to the redis store (is --redis-url right and Redis up?)")?;
             Arc::new(log)
         }
     })

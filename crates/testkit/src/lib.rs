@@ -22,6 +22,8 @@
 //! `204 No Content` (which makes an EventSource stop). Every response carries
 //! `Connection: close`, so one connection serves one request.
 
+pub mod redis;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -10,6 +10,7 @@
 //! |-----------------|----------------------------|--------------------------------------|
 //! | [`MemoryLog`]   | no (a ring in memory)      | tests, `--store memory`              |
 //! | [`EmbeddedLog`] | yes: fsynced, group commit | one machine (`--data-dir`), default  |
+//! | [`RedisLog`]    | as Redis is configured     | several hubs sharing one Redis Stream |
 //!
 //! Semantics every store shares (one test suite holds them all to it):
 //! - ids are `<millis>-<seq>`: the append's wall-clock time, or the previous id's millis when
@@ -36,11 +37,13 @@ mod clock;
 mod codec;
 pub mod embedded;
 pub mod memory;
+pub mod redis;
 #[cfg(test)]
 mod suite;
 
 pub use embedded::EmbeddedLog;
 pub use memory::MemoryLog;
+pub use redis::RedisLog;
 
 /// A boxed future, so that stores can be chosen at run time behind `Arc<dyn Log>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
