@@ -37,6 +37,10 @@ pub struct HubConfig {
     pub max_connections: usize,
     /// Serve this directory at `/` instead of the demo page.
     pub static_dir: Option<PathBuf>,
+    /// Send a snapshot of the hub's metrics to topic `herald/metrics` (what `GET /dashboard`
+    /// shows) this often; `None` turns it off. Default
+    /// [`HubConfig::DEFAULT_METRICS_INTERVAL`].
+    pub metrics_interval: Option<Duration>,
 }
 
 impl HubConfig {
@@ -59,6 +63,8 @@ impl HubConfig {
     pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
     /// 5 s of spread: 10,000 clients reconnect at about 2,000 per second.
     pub const DEFAULT_SHUTDOWN_JITTER: Duration = Duration::from_secs(5);
+    /// 1 s: charts that move smoothly, for the cost of one small event a second (not logged).
+    pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(1);
 }
 
 impl Default for HubConfig {
@@ -74,6 +80,7 @@ impl Default for HubConfig {
             shutdown_jitter: Self::DEFAULT_SHUTDOWN_JITTER,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             static_dir: None,
+            metrics_interval: Some(Self::DEFAULT_METRICS_INTERVAL),
         }
     }
 }
