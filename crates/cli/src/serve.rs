@@ -60,6 +60,10 @@ pub(crate) struct Args {
     /// Publish the time every second to topic `demo/time` (event type `time`).
     #[arg(long)]
     demo: bool,
+    /// Do not send the hub's metrics to topic herald/metrics every second (GET /dashboard then
+    /// shows nothing).
+    #[arg(long)]
+    no_metrics_topic: bool,
     /// Serve this directory at / instead of the demo page.
     #[arg(long = "static", value_name = "DIR")]
     static_dir: Option<PathBuf>,
@@ -334,6 +338,9 @@ async fn serve(args: Args, mut config: HubConfig) -> anyhow::Result<()> {
     config.drain_timeout = args.tuning.drain_timeout;
     config.max_connections = args.tuning.max_connections;
     config.static_dir = args.static_dir.clone();
+    if args.no_metrics_topic {
+        config.metrics_interval = None;
+    }
     let scheme = if config.tls.is_some() {
         "https"
     } else {

@@ -109,6 +109,29 @@ impl Mailbox {
         }
     }
 
+    /// Queues a frame that is not in the log (a system event: no id, nothing to resume). When
+    /// it does not fit, or the stream is catching up, it is dropped: the next one replaces it.
+    fn push_unlogged(&self, bytes: &Bytes, max: usize) {
+        let mut s = self.lock();
+        if s.lagged
+            || s.closing.is_some()
+            || (!s.queue.is_empty() && s.queued_bytes + bytes.len() > max)
+        {
+            return;
+        }
+        s.idle_ticks = 0;
+        let was_empty = s.queue.is_empty();
+        s.queued_bytes += bytes.len();
+        s.queue.push_back(Frame {
+            id: None,
+            bytes: bytes.clone(),
+        });
+        drop(s);
+        if was_empty {
+            self.notify.notify_one();
+        }
+    }
+
     fn mark_lagged(&self) {
         let mut s = self.lock();
         s.queue = VecDeque::new();
@@ -310,6 +333,51 @@ impl Broker {
                 sub.mailbox.push_event(event.id, bytes, max);
             }
         }
+    }
+
+    /// Pushes a frame that is not in the log (the hub's system events) to the subscriptions that
+    /// name `topic` exactly: wildcard patterns never select system topics.
+    pub(crate) fn dispatch_unlogged(&self, topic: &str, bytes: &Bytes) {
+        let reg = self.lock();
+        if let Some(subs) = reg.exact.get(topic) {
+            for sub in subs.values() {
+                sub.mailbox.push_unlogged(bytes, self.max_unsent_bytes);
+            }
+        }
+    }
+
+    /// The `top` exact topics and wildcard patterns with the most subscriptions, largest first,
+    /// and how many distinct ones there are. Costs one pass over the topics and the wildcard
+    /// subscriptions under the registry lock, and copies only the `top` names: cheap enough
+    /// to run once a second.
+    pub(crate) fn subscription_counts(&self, top: usize) -> (Vec<(String, usize)>, usize) {
+        let reg = self.lock();
+        let mut counts: Vec<(&str, usize)> = reg
+            .exact
+            .iter()
+            .map(|(t, subs)| (&**t, subs.len()))
+            .collect();
+        let mut wild: HashMap<&str, usize> = HashMap::new();
+        for sub in reg.wild.values() {
+            for p in sub.patterns.iter().filter(|p| !p.is_exact()) {
+                *wild.entry(p.as_str()).or_default() += 1;
+            }
+        }
+        counts.extend(wild);
+        let distinct = counts.len();
+        let by_size = |a: &(&str, usize), b: &(&str, usize)| b.1.cmp(&a.1).then(a.0.cmp(b.0));
+        if counts.len() > top && top > 0 {
+            counts.select_nth_unstable_by(top - 1, by_size);
+        }
+        counts.truncate(top);
+        counts.sort_unstable_by(by_size);
+        let named = counts.into_iter().map(|(t, n)| (t.to_owned(), n)).collect();
+        (named, distinct)
+    }
+
+    /// True once [`Broker::close`] ran.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed.is_some()
     }
 
     fn lag_all(&self) {
@@ -548,6 +616,53 @@ mod tests {
         for s in [&anonymous, &granted, &partly] {
             assert!(matches!(s.mailbox.pop(), Pop::Empty));
         }
+    }
+
+    #[test]
+    fn unlogged_frames_reach_exact_subscribers_only_and_never_lag() {
+        let broker = Broker::new(64);
+        let exact = broker.subscribe(patterns(&["herald/metrics"]), Box::default());
+        let wild = broker.subscribe(patterns(&["**", "herald/*"]), Box::default());
+        let frame = Bytes::from_static(b"event: metrics\ndata: {}\n\n");
+        broker.dispatch_unlogged("herald/metrics", &frame);
+        assert!(matches!(wild.mailbox.pop(), Pop::Empty));
+        match exact.mailbox.pop() {
+            Pop::Frame(f) => assert_eq!((f.id, f.bytes), (None, frame.clone())),
+            other => panic!("{other:?}"),
+        }
+        // Past the bound the frame is dropped, and the stream is not sent to the log.
+        for _ in 0..10 {
+            broker.dispatch_unlogged("herald/metrics", &frame);
+        }
+        let mut frames = 0;
+        while let Pop::Frame(_) = exact.mailbox.pop() {
+            frames += 1;
+        }
+        assert_eq!(frames, 64 / frame.len());
+        assert!(matches!(exact.mailbox.pop(), Pop::Empty));
+    }
+
+    #[test]
+    fn subscription_counts_top_n() {
+        let broker = Broker::new(1 << 20);
+        let _keep: Vec<_> = [
+            &["a"][..],
+            &["a", "b"],
+            &["a", "c/*"],
+            &["c/*"],
+            &["c/*", "d/**"],
+            &["b"],
+        ]
+        .iter()
+        .map(|p| broker.subscribe(patterns(p), Box::default()))
+        .collect();
+        let (top, distinct) = broker.subscription_counts(2);
+        assert_eq!(distinct, 4);
+        assert_eq!(top, [("a".to_string(), 3), ("c/*".to_string(), 3)]);
+        let (all, _) = broker.subscription_counts(10);
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[2..], [("b".to_string(), 2), ("d/**".to_string(), 1)]);
+        assert_eq!(broker.subscription_counts(0).0, []);
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub struct HubConfig {
     /// Serve TLS (ALPN `h2` and `http/1.1`) instead of plain HTTP/1.1 and h2c. Only used by
     /// [`crate::serve`]. Default none.
     pub tls: Option<crate::TlsConfig>,
+    /// Send a snapshot of the hub's metrics to topic `herald/metrics` (what `GET /dashboard`
+    /// shows) this often; `None` turns it off. Default
+    /// [`HubConfig::DEFAULT_METRICS_INTERVAL`].
+    pub metrics_interval: Option<Duration>,
 }
 
 impl HubConfig {
@@ -85,6 +89,8 @@ impl HubConfig {
     pub const DEFAULT_MAX_STREAMS_PER_CLIENT: usize = 1_000;
     /// 5 s of spread: 10,000 clients reconnect at about 2,000 per second.
     pub const DEFAULT_SHUTDOWN_JITTER: Duration = Duration::from_secs(5);
+    /// 1 s: charts that move smoothly, for the cost of one small event a second (not logged).
+    pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(1);
 }
 
 impl Default for HubConfig {
@@ -106,6 +112,7 @@ impl Default for HubConfig {
             max_streams_per_client: Self::DEFAULT_MAX_STREAMS_PER_CLIENT,
             publish_rate: None,
             tls: None,
+            metrics_interval: Some(Self::DEFAULT_METRICS_INTERVAL),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! as an axum [`Router`] you can mount in your own app or run with [`serve`].
 //!
 //! - [`Hub`] owns a [`log::Log`] store and the live fan-out; [`Hub::router`] gives its HTTP API
-//!   (`GET /events`, `POST /publish`, `GET /healthz`, `GET /metrics`, `GET /`).
+//!   (`GET /events`, `POST /publish`, `GET /healthz`, `GET /metrics`, `GET /`, `GET /dashboard`).
+//! - [`METRICS_TOPIC`] is the hub's system topic: a metrics snapshot every second, not logged.
 //! - [`serve`] runs a hub on a listener you bind, until a shutdown future you pass resolves; it
 //!   ends every open stream with a jittered `retry:`, drains, and closes the log.
 //! - [`topic`] defines topic names and subscription patterns (`chat/*`, `chat/**`).
@@ -53,6 +54,7 @@ mod metrics;
 mod publish;
 mod server;
 mod sse;
+mod system;
 pub mod topic;
 
 pub use config::HubConfig;
@@ -63,12 +65,18 @@ pub use metrics::Metrics;
 pub use publish::{MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, RESERVED_TYPE_PREFIX};
 pub use server::{TlsConfig, TlsError, serve};
 pub use sse::{CATCH_UP_BATCH, RESET_EVENT_TYPE, TOKEN_EXPIRING_EVENT_TYPE};
+pub use system::{
+    MAX_METRICS_HISTORY, MAX_METRICS_TOPICS, METRICS_EVENT_TYPE, METRICS_TOPIC,
+    RESERVED_TOPIC_PREFIX,
+};
 
 use crate::broker::Broker;
 use crate::log::{Appended, Log, NewEvent};
 
 /// The demo page, embedded at build time.
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
+/// The live dashboard page, embedded at build time.
+const DASHBOARD_HTML: &str = include_str!("../../../web/dashboard.html");
 
 /// What every handler and stream of one hub shares.
 struct Shared {
@@ -80,6 +88,8 @@ struct Shared {
     streams: limits::StreamCounter,
     /// Publish buckets, when a rate is set.
     publish_rate: Option<limits::RateLimiter>,
+    /// The last snapshots sent to the system topic, for `GET /dashboard/samples`.
+    metrics_history: system::History,
 }
 
 /// A running hub: a log store plus the live fan-out. Cheap to clone (all clones are one hub).
@@ -103,16 +113,19 @@ impl Hub {
         // Take the tail now, so that every event appended after `new` returns is fanned out.
         let tail = log.tail();
         tokio::spawn(broker::run(broker.clone(), tail, config.heartbeat));
-        Self {
-            shared: Arc::new(Shared {
-                log,
-                broker,
-                metrics: Arc::new(Metrics::default()),
-                streams: limits::StreamCounter::new(config.max_streams_per_client),
-                publish_rate: config.publish_rate.map(limits::RateLimiter::new),
-                config,
-            }),
+        let shared = Arc::new(Shared {
+            log,
+            broker,
+            metrics: Arc::new(Metrics::default()),
+            streams: limits::StreamCounter::new(config.max_streams_per_client),
+            publish_rate: config.publish_rate.map(limits::RateLimiter::new),
+            config,
+            metrics_history: system::History::default(),
+        });
+        if let Some(period) = shared.config.metrics_interval.filter(|p| !p.is_zero()) {
+            tokio::spawn(system::run(Arc::downgrade(&shared), period));
         }
+        Self { shared }
     }
 
     /// The hub's HTTP API as an axum router, ready to serve or to nest in your own app.
@@ -121,7 +134,9 @@ impl Hub {
             .route("/events", get(sse::events))
             .route("/publish", post(publish_handler))
             .route("/healthz", get(healthz))
-            .route("/metrics", get(metrics_handler));
+            .route("/metrics", get(metrics_handler))
+            .route("/dashboard", get(dashboard))
+            .route("/dashboard/samples", get(dashboard_samples));
         let router = match &self.shared.config.static_dir {
             Some(dir) => {
                 use axum::handler::HandlerWithoutStateExt;
@@ -250,6 +265,20 @@ async fn metrics_handler(State(shared): State<Arc<Shared>>) -> impl IntoResponse
 
 async fn index() -> Html<&'static str> {
     Html(INDEX_HTML)
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(DASHBOARD_HTML)
+}
+
+async fn dashboard_samples(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        shared.metrics_history.to_json(),
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -31,6 +31,12 @@ struct Fields {
 /// Checks the fields of an event to publish; the same rules for HTTP and for [`crate::Hub::publish`].
 pub(crate) fn validate(event: &mut NewEvent) -> Result<(), ApiError> {
     check_topic(&event.topic).map_err(|e| ApiError::bad_request(format!("invalid topic: {e}")))?;
+    if crate::system::is_reserved_topic(&event.topic) {
+        return Err(ApiError::bad_request(format!(
+            "topics under {:?} are reserved for the hub's own events",
+            crate::system::RESERVED_TOPIC_PREFIX
+        )));
+    }
     if event.event_type.as_deref() == Some("") {
         event.event_type = None;
     }
@@ -210,6 +216,8 @@ mod tests {
             r#"{"topic":"t","id":"a\nb"}"#,
             r#"{"topic":"t","id":"a\u0000b"}"#,
             r#"{"topic":"t","event":"herald.reset"}"#,
+            r#"{"topic":"herald/metrics","event":"metrics","data":"{}"}"#,
+            r#"{"topic":"herald"}"#,
             r#"{"topic":"t","retry":-1}"#,
         ];
         for body in cases {

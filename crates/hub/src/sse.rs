@@ -120,6 +120,10 @@ struct SubscriberStream {
     expiry: Option<Expiry>,
     /// The client key counted in [`Shared::streams`], released on drop.
     client: Option<IpAddr>,
+    /// A resumed stream that has sent no event with an id yet. A spec client starts each
+    /// connection with an empty last-event-id buffer, so an event without `id:` (a system event,
+    /// not in the log) would clear its position; such a frame is preceded by `id: <cursor>`.
+    restore_id: bool,
 }
 
 impl Drop for SubscriberStream {
@@ -170,6 +174,7 @@ impl SubscriberStream {
     async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
         loop {
             if let Some((bytes, event)) = self.ready.pop_front() {
+                self.restore_id &= !event;
                 return Some((Ok(self.count(bytes, event)), self));
             }
             if self.done {
@@ -229,6 +234,15 @@ impl SubscriberStream {
                             continue;
                         }
                         self.cursor = Some(id);
+                        self.restore_id = false;
+                    } else if self.restore_id && !frame.bytes.starts_with(b":") {
+                        self.restore_id = false;
+                        if let Some(cursor) = self.cursor {
+                            // A field line alone, no blank line: sets the buffer, dispatches nothing.
+                            let line = Bytes::from(format!("id: {cursor}\n"));
+                            self.ready.push_back((frame.bytes, false));
+                            return Some((Ok(self.count(line, false)), self));
+                        }
                     }
                     let event = frame.id.is_some();
                     return Some((Ok(self.count(frame.bytes, event)), self));
@@ -379,6 +393,7 @@ pub(crate) async fn events(
         done: false,
         expiry: exp.map(Expiry::new),
         client,
+        restore_id: request.last_event_id.is_some(),
     };
     let body = Body::from_stream(futures_util::stream::unfold(stream, SubscriberStream::next));
     let mut response = body.into_response();
