@@ -6,54 +6,11 @@
 mod browser_support;
 mod hub_support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use browser_support::Browser;
-use hub_support::{Client, Hub, TIMEOUT};
+use hub_support::{Client, Hub};
 use serde_json::{Value, json};
-
-/// `herald serve --addr <addr> <args>`, waiting for its listening line (like `Hub::start`, but on
-/// a given address: the restart test needs the same port twice).
-fn start_hub_at(addr: &str, args: &[&str]) -> Hub {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--addr", addr])
-        .args(args)
-        .env("HERALD_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn herald");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    loop {
-        let Ok(line) = rx.recv_timeout(TIMEOUT) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("herald did not report its address");
-        };
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
-            return Hub {
-                child,
-                addr,
-                log: rx,
-            };
-        }
-    }
-}
 
 /// Waits until the page's status pill says `text` (and its data-state is `state`).
 fn wait_status(b: &Browser, state: &str, text: &str) {
@@ -185,7 +142,7 @@ fn the_page_reconnects_by_itself_after_kill_9_and_resumes_exactly() {
         "--retry",
         "2s",
     ];
-    let mut hub = start_hub_at("127.0.0.1:0", &args);
+    let mut hub = Hub::start(&args);
     let addr = hub.addr;
     let b = Browser::launch();
     b.goto(&format!("http://{addr}/"));
@@ -210,7 +167,7 @@ fn the_page_reconnects_by_itself_after_kill_9_and_resumes_exactly() {
 
     // Back on the same port and data directory; publish at once, before the browser's next retry
     // can land, so that these come by replay after Last-Event-ID, and later ones live.
-    let hub2 = start_hub_at(&addr.to_string(), &args);
+    let hub2 = Hub::start_at(&addr.to_string(), &args);
     for i in 0..5 {
         let text = format!("after {i}");
         sent.push((say(&Client(addr), &text), text));

@@ -31,9 +31,18 @@ impl Hub {
 
     /// [`Hub::start`] with these environment variables set.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Hub {
+        Self::start_at_with_env("127.0.0.1:0", args, env)
+    }
+
+    /// [`Hub::start`] on a given address (a restart test needs the same port twice).
+    pub fn start_at(addr: &str, args: &[&str]) -> Hub {
+        Self::start_at_with_env(addr, args, &[])
+    }
+
+    fn start_at_with_env(addr: &str, args: &[&str], env: &[(&str, &str)]) -> Hub {
         let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .arg("serve")
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", addr])
             .args(args)
             .env("HERALD_LOG", "info")
             .envs(env.iter().copied())
