@@ -10,6 +10,7 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 mod bench;
 mod config;
+mod duration;
 mod publish;
 mod serve;
 mod subscribe;

@@ -41,25 +41,14 @@ pub(crate) struct Args {
     subject: Option<String>,
 }
 
+/// A token lifetime: a duration (see [`crate::duration`]) of at least one second, since `exp` is
+/// in whole seconds.
 fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s, 15m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        "d" => n.checked_mul(86_400),
-        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
-    };
-    match secs {
-        Some(0) => Err("the ttl must be more than zero".into()),
-        Some(secs) => Ok(Duration::from_secs(secs)),
-        None => Err(format!("{s:?} is too long")),
+    let ttl = crate::duration::parse_positive(s)?;
+    if ttl < Duration::from_secs(1) {
+        return Err("the ttl must be at least 1s (exp is in whole seconds)".into());
     }
+    Ok(ttl)
 }
 
 fn check_patterns(flag: &str, patterns: &[String]) -> anyhow::Result<()> {
@@ -149,7 +138,15 @@ mod tests {
         assert_eq!(parse_ttl("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_ttl("90"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_ttl("2d"), Ok(Duration::from_secs(172_800)));
-        for bad in ["0s", "", "1y", "-1h", "1.5h", "99999999999999999999d"] {
+        for bad in [
+            "0s",
+            "500ms",
+            "",
+            "1y",
+            "-1h",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
             assert!(parse_ttl(bad).is_err(), "{bad}");
         }
     }
