@@ -240,6 +240,18 @@ fn subscribing_needs_a_valid_token_unless_anonymous_subscribers_are_allowed() {
     let mut sub = Sub::open_with(hub.addr, &format!("topic=a&access_token={t}"), None, &[]);
     assert_eq!(sub.status(), 200);
     sub.wait_bytes(1);
+    // The dashboard's history says what the system topic says: the same right is needed.
+    let (status, answer) = hub.request("GET", "/dashboard/samples", &[], b"");
+    assert_eq!(status, 401, "{answer}");
+    let bearer = format!("Bearer {t}");
+    let (status, answer) = hub.request(
+        "GET",
+        "/dashboard/samples",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.starts_with('['), "{answer}");
 
     let open = secured(&["--allow-anonymous-subscribers"]);
     assert_eq!(open.subscribe("topic=a", None).status(), 200);

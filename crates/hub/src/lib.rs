@@ -271,14 +271,30 @@ async fn dashboard() -> Html<&'static str> {
     Html(DASHBOARD_HTML)
 }
 
-async fn dashboard_samples(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    (
+/// The recent snapshots of `herald/metrics`. They say what the live topic says (topic names,
+/// counts), so they need the same right as subscribing to it: on a hub with a key, a valid token
+/// (or `allow_anonymous_subscribers`).
+async fn dashboard_samples(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    if let Some(auth) = &shared.config.auth {
+        let query_token = sse::query_token(query.as_deref())?;
+        auth.subscriber(
+            &headers,
+            query_token.as_deref(),
+            shared.config.allow_anonymous_subscribers,
+        )?;
+    }
+    Ok((
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         shared.metrics_history.to_json(),
     )
+        .into_response())
 }
 
 async fn not_found() -> ApiError {
