@@ -34,11 +34,7 @@ fn an_event_published_through_one_hub_reaches_subscribers_of_every_hub() {
     let first = a.publish("news", "through a");
     let second = b.publish("news", "through b");
     for sub in [&mut on_a, &mut on_b] {
-        let got: Vec<(String, String)> = sub
-            .take(2)
-            .into_iter()
-            .map(|e| (e.last_event_id, e.data))
-            .collect();
+        let got = sub.take_ids_and_data(2);
         assert_eq!(
             got,
             [
@@ -81,11 +77,7 @@ fn subscribers_of_a_killed_hub_resume_on_another_without_loss() {
     for last_id in &last_ids {
         let mut sub = b.subscribe("topic=orders", Some(last_id));
         assert_eq!(sub.status(), 200);
-        let got: Vec<(String, String)> = sub
-            .take(20)
-            .into_iter()
-            .map(|e| (e.last_event_id, e.data))
-            .collect();
+        let got = sub.take_ids_and_data(20);
         assert_eq!(got, during, "every event once, in order");
         resumed.push(sub);
     }
@@ -175,11 +167,7 @@ fn a_publish_retried_through_another_hub_is_stored_once() {
     let retried = publish_keyed(&b, "pay", "charge 10", "req-7");
     assert_eq!(retried, first);
     let marker = b.publish("pay", "marker");
-    let got: Vec<(String, String)> = sub
-        .take(2)
-        .into_iter()
-        .map(|e| (e.last_event_id, e.data))
-        .collect();
+    let got = sub.take_ids_and_data(2);
     assert_eq!(
         got,
         [

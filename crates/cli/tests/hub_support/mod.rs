@@ -354,6 +354,14 @@ impl Sub {
     }
 
     /// The next `n` events.
+    /// The next `n` events as `(id, data)` pairs, the shape most assertions compare.
+    pub fn take_ids_and_data(&mut self, n: usize) -> Vec<(String, String)> {
+        self.take(n)
+            .into_iter()
+            .map(|e| (e.last_event_id, e.data))
+            .collect()
+    }
+
     pub fn take(&mut self, n: usize) -> Vec<MessageEvent> {
         (0..n)
             .map(|i| {
