@@ -20,6 +20,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -49,6 +50,7 @@ pub(crate) enum Pop {
     Lagged,
     /// The hub is shutting down: send this last frame (a `retry:`) and end.
     Closing(Bytes),
+    /// Nothing to do: the waker given to [`Mailbox::pop`] is woken by the next push, lag or close.
     Empty,
 }
 
@@ -61,13 +63,31 @@ struct MailboxState {
     /// Broker ticks (every half heartbeat interval) since something was last queued.
     idle_ticks: u8,
     closing: Option<Bytes>,
+    /// The stream's waker, set when it found the mailbox empty. Kept under the same lock as the
+    /// queue, so a push cannot fall between the stream's check and its wait, and a push costs
+    /// one lock and (on the empty-to-ready transition only) one wake: no separate notifier.
+    waiting: Option<Waker>,
+}
+
+impl MailboxState {
+    /// The waker to wake once the lock is released (the stream waits only on an empty mailbox).
+    fn take_waiting(&mut self) -> Option<Waker> {
+        self.waiting.take()
+    }
 }
 
 /// The bounded queue between the broker and one subscriber's stream.
 #[derive(Debug, Default)]
 pub(crate) struct Mailbox {
     state: Mutex<MailboxState>,
-    notify: Notify,
+}
+
+/// Wakes a stream after its mailbox's lock is released (waking under the lock would make the
+/// woken task contend for it).
+fn wake(waiting: Option<Waker>) {
+    if let Some(waker) = waiting {
+        waker.wake();
+    }
 }
 
 impl Mailbox {
@@ -91,22 +111,19 @@ impl Mailbox {
             s.queue = VecDeque::new();
             s.queued_bytes = 0;
             s.lagged = true;
+            let waiting = s.take_waiting();
             drop(s);
-            self.notify.notify_one();
+            wake(waiting);
             return;
         }
-        let was_empty = s.queue.is_empty();
         s.queued_bytes += bytes.len();
         s.queue.push_back(Frame {
             id: Some(id),
             bytes: bytes.clone(),
         });
+        let waiting = s.take_waiting();
         drop(s);
-        // The stream only waits after seeing an empty queue, so waking on that transition is
-        // enough (and `notify_one` keeps a permit if it is not waiting yet).
-        if was_empty {
-            self.notify.notify_one();
-        }
+        wake(waiting);
     }
 
     /// Queues a frame that is not in the log (a system event: no id, nothing to resume). When
@@ -120,16 +137,14 @@ impl Mailbox {
             return;
         }
         s.idle_ticks = 0;
-        let was_empty = s.queue.is_empty();
         s.queued_bytes += bytes.len();
         s.queue.push_back(Frame {
             id: None,
             bytes: bytes.clone(),
         });
+        let waiting = s.take_waiting();
         drop(s);
-        if was_empty {
-            self.notify.notify_one();
-        }
+        wake(waiting);
     }
 
     fn mark_lagged(&self) {
@@ -137,8 +152,9 @@ impl Mailbox {
         s.queue = VecDeque::new();
         s.queued_bytes = 0;
         s.lagged = true;
+        let waiting = s.take_waiting();
         drop(s);
-        self.notify.notify_one();
+        wake(waiting);
     }
 
     /// One broker tick (every half interval). Two ticks after the last frame, a heartbeat is
@@ -158,14 +174,18 @@ impl Mailbox {
                 id: None,
                 bytes: HEARTBEAT.clone(),
             });
+            let waiting = s.take_waiting();
             drop(s);
-            self.notify.notify_one();
+            wake(waiting);
         }
     }
 
     fn close(&self, last: Bytes) {
-        self.lock().closing = Some(last);
-        self.notify.notify_one();
+        let mut s = self.lock();
+        s.closing = Some(last);
+        let waiting = s.take_waiting();
+        drop(s);
+        wake(waiting);
     }
 
     /// The last frame to send when the hub is shutting down.
@@ -173,8 +193,9 @@ impl Mailbox {
         self.lock().closing.clone()
     }
 
-    /// Takes the next thing the stream must handle.
-    pub(crate) fn pop(&self) -> Pop {
+    /// Takes the next thing the stream must handle; on [`Pop::Empty`], `waker` is woken by the
+    /// next push, lag or close.
+    pub(crate) fn pop(&self, waker: &Waker) -> Pop {
         let mut s = self.lock();
         if let Some(last) = &s.closing {
             return Pop::Closing(last.clone());
@@ -187,12 +208,11 @@ impl Mailbox {
             s.lagged = false;
             return Pop::Lagged;
         }
+        // A stream polls with the same waker every time: keep it rather than clone it again.
+        if !s.waiting.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            s.waiting = Some(waker.clone());
+        }
         Pop::Empty
-    }
-
-    /// Resolves after the next push, lag or close (or at once if one happened since the last wait).
-    pub(crate) async fn changed(&self) {
-        self.notify.notified().await;
     }
 }
 
@@ -495,7 +515,7 @@ mod tests {
     }
 
     fn pop_id(sub: &Subscription) -> Option<u64> {
-        match sub.mailbox.pop() {
+        match sub.mailbox.pop(Waker::noop()) {
             Pop::Frame(f) => f.id.map(|id| id.millis),
             other => panic!("expected a frame, got {other:?}"),
         }
@@ -526,9 +546,9 @@ mod tests {
             (pop_id(&both), pop_id(&both), pop_id(&both)),
             (Some(1), Some(2), Some(3))
         );
-        assert!(matches!(exact.mailbox.pop(), Pop::Empty));
-        assert!(matches!(both.mailbox.pop(), Pop::Empty));
-        assert!(matches!(other.mailbox.pop(), Pop::Empty));
+        assert!(matches!(exact.mailbox.pop(Waker::noop()), Pop::Empty));
+        assert!(matches!(both.mailbox.pop(Waker::noop()), Pop::Empty));
+        assert!(matches!(other.mailbox.pop(Waker::noop()), Pop::Empty));
     }
 
     #[test]
@@ -541,9 +561,9 @@ mod tests {
         }
         // (An event bigger than the bound alone still fits an empty queue: tested below.)
         // The third push overflowed: the queue was dropped, later pushes are ignored.
-        assert!(matches!(sub.mailbox.pop(), Pop::Lagged));
+        assert!(matches!(sub.mailbox.pop(Waker::noop()), Pop::Lagged));
         assert_eq!(sub.mailbox.lock().queue.capacity(), 0);
-        assert!(matches!(sub.mailbox.pop(), Pop::Empty));
+        assert!(matches!(sub.mailbox.pop(Waker::noop()), Pop::Empty));
         // Taking the mark re-enables the live path.
         send(&broker, &event(6, "a", "x"));
         assert_eq!(pop_id(&sub), Some(6));
@@ -558,7 +578,7 @@ mod tests {
         // A second frame behind it passes the bound: lag.
         send(&broker, &event(2, "a", &"x".repeat(100)));
         send(&broker, &event(3, "a", "x"));
-        assert!(matches!(sub.mailbox.pop(), Pop::Lagged));
+        assert!(matches!(sub.mailbox.pop(Waker::noop()), Pop::Lagged));
     }
 
     #[test]
@@ -567,15 +587,71 @@ mod tests {
         let busy = broker.subscribe(patterns(&["a"]), Box::default());
         let idle = broker.subscribe(patterns(&["b"]), Box::default());
         broker.tick(); // half an interval
-        assert!(matches!(idle.mailbox.pop(), Pop::Empty));
+        assert!(matches!(idle.mailbox.pop(Waker::noop()), Pop::Empty));
         send(&broker, &event(1, "a", "x"));
         assert_eq!(pop_id(&busy), Some(1));
         broker.tick(); // a full interval since subscribing; half since `busy` got an event
-        assert!(matches!(busy.mailbox.pop(), Pop::Empty));
-        match idle.mailbox.pop() {
+        assert!(matches!(busy.mailbox.pop(Waker::noop()), Pop::Empty));
+        match idle.mailbox.pop(Waker::noop()) {
             Pop::Frame(f) => assert_eq!((f.id, &f.bytes[..]), (None, &b":\n"[..])),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Counts its wake-ups: a stream's task as the mailbox sees it.
+    #[derive(Default)]
+    struct CountingWaker(AtomicU64);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_waiting_stream_is_woken_once_by_push_lag_tick_and_close() {
+        let one = encode(&event(1, "a", "x")).len();
+        let broker = Broker::new(one * 2);
+        let sub = broker.subscribe(patterns(&["a"]), Box::default());
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(Arc::clone(&counter));
+        let woken = || counter.0.load(Ordering::Relaxed);
+
+        // Nothing queued: the waker is kept, and only the first push wakes it (the stream
+        // drains the queue before it waits again).
+        assert!(matches!(sub.mailbox.pop(&waker), Pop::Empty));
+        assert!(matches!(sub.mailbox.pop(&waker), Pop::Empty));
+        send(&broker, &event(1, "a", "x"));
+        send(&broker, &event(2, "a", "x"));
+        assert_eq!(woken(), 1);
+        assert_eq!(pop_id(&sub), Some(1));
+        assert_eq!(pop_id(&sub), Some(2));
+
+        // Overflow marks lag and wakes.
+        assert!(matches!(sub.mailbox.pop(&waker), Pop::Empty));
+        for id in 3..=5 {
+            send(&broker, &event(id, "a", "x"));
+        }
+        assert_eq!(woken(), 2);
+        assert!(matches!(sub.mailbox.pop(&waker), Pop::Lagged));
+
+        // A heartbeat after two idle ticks wakes, and so does the close.
+        assert!(matches!(sub.mailbox.pop(&waker), Pop::Empty));
+        broker.tick();
+        assert_eq!(woken(), 2);
+        broker.tick();
+        assert_eq!(woken(), 3);
+        assert!(matches!(
+            sub.mailbox.pop(&waker),
+            Pop::Frame(Frame { id: None, .. })
+        ));
+        assert!(matches!(sub.mailbox.pop(&waker), Pop::Empty));
+        broker.close(1000, 0);
+        assert_eq!(woken(), 4);
+        // A push nobody waits for wakes nothing.
+        assert!(matches!(sub.mailbox.pop(&waker), Pop::Closing(_)));
+        send(&broker, &event(9, "a", "x"));
+        assert_eq!(woken(), 4);
     }
 
     #[test]
@@ -585,7 +661,7 @@ mod tests {
         send(&broker, &event(1, "a", "x"));
         broker.close(1000, 0);
         for s in [&sub, &broker.subscribe(patterns(&["a"]), Box::default())] {
-            match s.mailbox.pop() {
+            match s.mailbox.pop(Waker::noop()) {
                 Pop::Closing(b) => assert_eq!(&b[..], b"retry: 1000\n"),
                 other => panic!("{other:?}"),
             }
@@ -614,7 +690,7 @@ mod tests {
         );
         assert_eq!((pop_id(&partly), pop_id(&partly)), (Some(2), Some(3)));
         for s in [&anonymous, &granted, &partly] {
-            assert!(matches!(s.mailbox.pop(), Pop::Empty));
+            assert!(matches!(s.mailbox.pop(Waker::noop()), Pop::Empty));
         }
     }
 
@@ -625,8 +701,8 @@ mod tests {
         let wild = broker.subscribe(patterns(&["**", "herald/*"]), Box::default());
         let frame = Bytes::from_static(b"event: metrics\ndata: {}\n\n");
         broker.dispatch_unlogged("herald/metrics", &frame);
-        assert!(matches!(wild.mailbox.pop(), Pop::Empty));
-        match exact.mailbox.pop() {
+        assert!(matches!(wild.mailbox.pop(Waker::noop()), Pop::Empty));
+        match exact.mailbox.pop(Waker::noop()) {
             Pop::Frame(f) => assert_eq!((f.id, f.bytes), (None, frame.clone())),
             other => panic!("{other:?}"),
         }
@@ -635,11 +711,11 @@ mod tests {
             broker.dispatch_unlogged("herald/metrics", &frame);
         }
         let mut frames = 0;
-        while let Pop::Frame(_) = exact.mailbox.pop() {
+        while let Pop::Frame(_) = exact.mailbox.pop(Waker::noop()) {
             frames += 1;
         }
         assert_eq!(frames, 64 / frame.len());
-        assert!(matches!(exact.mailbox.pop(), Pop::Empty));
+        assert!(matches!(exact.mailbox.pop(Waker::noop()), Pop::Empty));
     }
 
     #[test]

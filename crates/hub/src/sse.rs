@@ -17,6 +17,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Extension;
@@ -26,14 +27,14 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use axum::http::{HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-
+use hyper::body::{Body as HttpBody, Frame as HttpFrame};
 use tokio::time::{Instant, Sleep};
 
 use crate::Shared;
 use crate::auth::{Subscriber, TOKEN_QUERY_PARAM};
 use crate::broker::{Pop, Subscription};
 use crate::error::ApiError;
-use crate::log::{EventId, StoredEvent};
+use crate::log::{BoxFuture, EventId, LogError, ReadBatch, StoredEvent};
 use crate::metrics::Metrics;
 use crate::topic::TopicPattern;
 
@@ -124,6 +125,8 @@ struct SubscriberStream {
     /// connection with an empty last-event-id buffer, so an event without `id:` (a system event,
     /// not in the log) would clear its position; such a frame is preceded by `id: <cursor>`.
     restore_id: bool,
+    /// The catch-up read in progress.
+    reading: Option<BoxFuture<'static, Result<ReadBatch, LogError>>>,
 }
 
 impl Drop for SubscriberStream {
@@ -170,15 +173,16 @@ impl SubscriberStream {
         }
     }
 
-    /// The next chunk of the response body, or `None` at its end.
-    async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+    /// The next chunk of the response body, or `None` at its end. Polled in place (no future
+    /// per frame, no copy of the stream's state): a delivery costs one mailbox lock.
+    fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
             if let Some((bytes, event)) = self.ready.pop_front() {
                 self.restore_id &= !event;
-                return Some((Ok(self.count(bytes, event)), self));
+                return Poll::Ready(Some(self.count(bytes, event)));
             }
             if self.done {
-                return None;
+                return Poll::Ready(None);
             }
             if let Some(expiry) = &mut self.expiry {
                 let now = Instant::now();
@@ -197,18 +201,26 @@ impl SubscriberStream {
                 }
             }
             if self.catching_up {
-                // A long replay must not hold the shutdown: check for it between batches.
-                if let Some(last) = self.sub.mailbox.closing() {
-                    self.done = true;
-                    self.ready.push_back((last, false));
-                    continue;
+                if self.reading.is_none() {
+                    // A long replay must not hold the shutdown: check for it between batches.
+                    if let Some(last) = self.sub.mailbox.closing() {
+                        self.done = true;
+                        self.ready.push_back((last, false));
+                        continue;
+                    }
+                    let log = Arc::clone(&self.shared.log);
+                    let cursor = self.cursor;
+                    // One boxed future per catch-up batch (the cold path), none per live frame.
+                    self.reading = Some(Box::pin(async move {
+                        log.read_after(cursor, CATCH_UP_BATCH).await
+                    }));
                 }
-                match self
-                    .shared
-                    .log
-                    .read_after(self.cursor, CATCH_UP_BATCH)
-                    .await
-                {
+                let Some(reading) = &mut self.reading else {
+                    continue;
+                };
+                let read = std::task::ready!(reading.as_mut().poll(cx));
+                self.reading = None;
+                match read {
                     Ok(batch) => {
                         if batch.truncated {
                             self.ready.push_back((reset_frame(self.cursor), false));
@@ -222,12 +234,12 @@ impl SubscriberStream {
                         // End the stream: the client reconnects with its Last-Event-ID and
                         // resumes exactly where it stopped.
                         tracing::warn!(%err, "catch-up read failed; ending the stream");
-                        return None;
+                        return Poll::Ready(None);
                     }
                 }
                 continue;
             }
-            match self.sub.mailbox.pop() {
+            match self.sub.mailbox.pop(cx.waker()) {
                 Pop::Frame(frame) => {
                     if let Some(id) = frame.id {
                         if self.cursor.is_some_and(|c| c >= id) {
@@ -241,11 +253,11 @@ impl SubscriberStream {
                             // A field line alone, no blank line: sets the buffer, dispatches nothing.
                             let line = Bytes::from(format!("id: {cursor}\n"));
                             self.ready.push_back((frame.bytes, false));
-                            return Some((Ok(self.count(line, false)), self));
+                            return Poll::Ready(Some(self.count(line, false)));
                         }
                     }
                     let event = frame.id.is_some();
-                    return Some((Ok(self.count(frame.bytes, event)), self));
+                    return Poll::Ready(Some(self.count(frame.bytes, event)));
                 }
                 Pop::Lagged => {
                     Metrics::inc(&self.shared.metrics.lagged_catchups);
@@ -255,15 +267,17 @@ impl SubscriberStream {
                     self.done = true;
                     self.ready.push_back((last, false));
                 }
-                Pop::Empty => match &mut self.expiry {
-                    None => self.sub.mailbox.changed().await,
-                    Some(expiry) => {
-                        tokio::select! {
-                            () = self.sub.mailbox.changed() => {}
-                            () = expiry.timer.as_mut() => {}
-                        }
+                // The mailbox wakes this task on its next push; the token's timer wakes it at
+                // the warning and at `exp`.
+                Pop::Empty => {
+                    let timer_fired = self
+                        .expiry
+                        .as_mut()
+                        .is_some_and(|e| e.timer.as_mut().poll(cx).is_ready());
+                    if !timer_fired {
+                        return Poll::Pending;
                     }
-                },
+                }
             }
         }
     }
@@ -276,6 +290,24 @@ impl SubscriberStream {
         m.bytes_out
             .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         bytes
+    }
+}
+
+impl HttpBody for SubscriberStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<HttpFrame<Bytes>, Infallible>>> {
+        self.get_mut()
+            .poll_next_frame(cx)
+            .map(|bytes| bytes.map(|b| Ok(HttpFrame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.ready.is_empty()
     }
 }
 
@@ -394,8 +426,9 @@ pub(crate) async fn events(
         expiry: exp.map(Expiry::new),
         client,
         restore_id: request.last_event_id.is_some(),
+        reading: None,
     };
-    let body = Body::from_stream(futures_util::stream::unfold(stream, SubscriberStream::next));
+    let body = Body::new(stream);
     let mut response = body.into_response();
     let h = response.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
