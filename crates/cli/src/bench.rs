@@ -6,6 +6,10 @@
 //!   one topic and one publisher; reports delivery counts (loss, duplicates, order), throughput,
 //!   publish-to-receive latency and the harness's own CPU time.
 //!
+//! `--url`, `--sub-url` and `--server-pid` are repeatable, for several hubs sharing one Redis:
+//! the subscribers are split over the URLs in equal contiguous blocks ([`subs::url_of`]) and the
+//! servers' figures are summed over every pid's process tree.
+//!
 //! Each subscriber is one tokio task on a raw socket with a minimal HTTP/1.1 reader
 //! ([`http`]) feeding `herald_wire::Parser`. Connections are spread over source addresses
 //! 127.0.0.1-50, and over child processes (`herald bench worker`, hidden) above
@@ -98,8 +102,10 @@ struct CommonArgs {
 #[derive(Debug, clap::Args)]
 struct ConnsArgs {
     /// Event stream URL, e.g. http://127.0.0.1:3000/events?topic=idle (loopback only).
-    #[arg(long)]
-    url: String,
+    /// Repeatable: subscriber i of N goes to URL number i*URLS/N, so each URL gets an equal
+    /// contiguous block (sizes differ by one at most).
+    #[arg(long = "url", value_name = "URL", required = true)]
+    urls: Vec<String>,
     /// Number of subscriptions.
     #[arg(short = 'n', long = "conns", value_parser = parse_count)]
     n: usize,
@@ -107,9 +113,9 @@ struct ConnsArgs {
     #[arg(long, default_value_t = 10.0, value_parser = parse_secs)]
     secs: f64,
     /// The server's process id: its resident memory (with its children) is sampled before and
-    /// while holding.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// while holding. Repeatable: the figures are summed over every process tree.
+    #[arg(long = "server-pid", value_name = "PID")]
+    server_pids: Vec<u32>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -118,8 +124,10 @@ struct ConnsArgs {
 #[derive(Debug, clap::Args)]
 struct FanoutArgs {
     /// Event stream URL of the topic, e.g. http://127.0.0.1:3000/events?topic=bench.
-    #[arg(long)]
-    sub_url: String,
+    /// Repeatable (hubs sharing one Redis): subscriber i of N goes to URL number i*URLS/N, so
+    /// each URL gets an equal contiguous block (sizes differ by one at most).
+    #[arg(long = "sub-url", value_name = "URL", required = true)]
+    sub_urls: Vec<String>,
     /// Publish URL, e.g. http://127.0.0.1:3000/publish.
     #[arg(long)]
     pub_url: String,
@@ -152,9 +160,10 @@ struct FanoutArgs {
     #[arg(long, default_value_t = 5.0, value_parser = parse_secs)]
     drain_secs: f64,
     /// The server's process id: its CPU time (with its children) while publishing and draining,
-    /// and its resident memory at the end, go in the report.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// and its resident memory at the end, go in the report. Repeatable: the figures are summed
+    /// over every process tree.
+    #[arg(long = "server-pid", value_name = "PID")]
+    server_pids: Vec<u32>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -219,13 +228,28 @@ fn check_headers(headers: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_pid(pid: Option<u32>) -> anyhow::Result<()> {
-    match pid {
-        Some(pid) if sys::rss_tree_bytes(pid).is_none() => {
-            bail!("--server-pid {pid}: no such process")
-        }
-        _ => Ok(()),
+fn check_pids(pids: &[u32]) -> anyhow::Result<()> {
+    match pids.iter().find(|&&pid| sys::rss_tree_bytes(pid).is_none()) {
+        Some(pid) => bail!("--server-pid {pid}: no such process"),
+        None => Ok(()),
     }
+}
+
+/// Parses every URL given to the repeatable `flag`; the error names the URL at fault and, when
+/// there are several, which one it is.
+fn parse_targets(flag: &str, urls: &[String]) -> anyhow::Result<Vec<Target>> {
+    urls.iter()
+        .enumerate()
+        .map(|(i, url)| {
+            Target::parse(url).with_context(|| {
+                if urls.len() == 1 {
+                    flag.to_owned()
+                } else {
+                    format!("{flag} number {} of {}", i + 1, urls.len())
+                }
+            })
+        })
+        .collect()
 }
 
 /// An error message and how often it happened.
@@ -298,10 +322,21 @@ async fn wait_for(
     }
 }
 
-/// The report of `herald bench conns`.
+/// The memory of one `--server-pid` (with its children) in a `conns` report.
+#[derive(Debug, Serialize)]
+struct ConnsServer {
+    pid: u32,
+    rss_before_bytes: Option<u64>,
+    rss_holding_bytes: Option<u64>,
+}
+
+/// The report of `herald bench conns`. `url` and `server_pid` are the first URL and the first
+/// `--server-pid` (reports of one server read the same as before); the `server_rss_*` figures
+/// are sums over every `--server-pid`, `servers` has them one by one.
 #[derive(Debug, Serialize)]
 struct ConnsReport {
     url: String,
+    urls: Vec<String>,
     requested: u64,
     opened: u64,
     failed: u64,
@@ -314,6 +349,7 @@ struct ConnsReport {
     server_rss_holding_bytes: Option<u64>,
     server_rss_peak_bytes: Option<u64>,
     server_bytes_per_conn: Option<f64>,
+    servers: Vec<ConnsServer>,
     harness_rss_bytes: Option<u64>,
     harness_cpu_secs: f64,
     processes: usize,
@@ -321,28 +357,32 @@ struct ConnsReport {
 }
 
 fn conns(args: ConnsArgs) -> anyhow::Result<ExitCode> {
-    let target = Target::parse(&args.url).context("--url")?;
+    let targets = parse_targets("--url", &args.urls)?;
     check_headers(&args.common.headers)?;
-    check_pid(args.server_pid)?;
+    let pids = &args.server_pids;
+    check_pids(pids)?;
     sys::raise_open_files_limit();
     let cpu0 = sys::cpu_seconds();
     let report = runtime()?.block_on(async {
         let bar = progress_bar(args.common.json);
         let n = args.n as u64;
-        let rss_before = args.server_pid.and_then(sys::rss_tree_bytes);
+        let rss_before = sys::rss_trees_bytes(pids);
+        let rss_before_each: Vec<Option<u64>> =
+            pids.iter().map(|&p| sys::rss_tree_bytes(p)).collect();
         let started = std::time::Instant::now();
         let hold = Duration::from_secs_f64(args.secs);
         let open_limit = Duration::from_secs_f64(args.common.open_timeout);
         let pools = Pool::start_all(
             SubsConfig {
-                target,
+                targets,
                 headers: args.common.headers.clone(),
                 count: args.n,
                 first_index: 0,
+                total: args.n,
                 connect_concurrency: args.common.connect_concurrency as usize,
                 max_event_size: CONNS_MAX_EVENT_SIZE,
             },
-            &args.url,
+            &args.urls,
             args.common.max_conns_per_process.max(1),
             open_limit + hold + Duration::from_secs(60),
         )?;
@@ -359,6 +399,7 @@ fn conns(args: ConnsArgs) -> anyhow::Result<ExitCode> {
         // Hold, sampling the server's memory once a second; the last sample is the figure.
         let hold_start = tokio::time::Instant::now();
         let mut rss_holding = None;
+        let mut rss_holding_each = vec![None; pids.len()];
         let mut rss_peak: Option<u64> = None;
         loop {
             let left = hold.saturating_sub(hold_start.elapsed());
@@ -377,8 +418,9 @@ fn conns(args: ConnsArgs) -> anyhow::Result<ExitCode> {
                 },
             )
             .await;
-            if let Some(pid) = args.server_pid {
-                rss_holding = sys::rss_tree_bytes(pid);
+            if !pids.is_empty() {
+                rss_holding = sys::rss_trees_bytes(pids);
+                rss_holding_each = pids.iter().map(|&p| sys::rss_tree_bytes(p)).collect();
                 rss_peak = rss_peak.max(rss_holding);
             }
             if hold_start.elapsed() >= hold {
@@ -396,7 +438,8 @@ fn conns(args: ConnsArgs) -> anyhow::Result<ExitCode> {
             _ => None,
         };
         anyhow::Ok(ConnsReport {
-            url: args.url.clone(),
+            url: args.urls[0].clone(),
+            urls: args.urls.clone(),
             requested: n,
             opened: report.opened,
             failed: report.failed,
@@ -404,11 +447,20 @@ fn conns(args: ConnsArgs) -> anyhow::Result<ExitCode> {
             closed_early: report.opened - report.held,
             open_secs,
             hold_secs: args.secs,
-            server_pid: args.server_pid,
+            server_pid: pids.first().copied(),
             server_rss_before_bytes: rss_before,
             server_rss_holding_bytes: rss_holding,
             server_rss_peak_bytes: rss_peak,
             server_bytes_per_conn: per_conn,
+            servers: pids
+                .iter()
+                .zip(rss_before_each.into_iter().zip(rss_holding_each))
+                .map(|(&pid, (before, holding))| ConnsServer {
+                    pid,
+                    rss_before_bytes: before,
+                    rss_holding_bytes: holding,
+                })
+                .collect(),
             harness_rss_bytes: harness_rss,
             harness_cpu_secs: 0.0,
             processes,
@@ -434,7 +486,8 @@ fn conns(args: ConnsArgs) -> anyhow::Result<ExitCode> {
 fn print_conns(r: &ConnsReport) {
     println!(
         "herald bench conns: {} subscriptions to {}",
-        r.requested, r.url
+        r.requested,
+        r.urls.join(" ")
     );
     println!(
         "  opened        {} in {:.1} s ({} failed), {} processes",
@@ -447,9 +500,10 @@ fn print_conns(r: &ConnsReport) {
     match (r.server_rss_before_bytes, r.server_rss_holding_bytes) {
         (Some(b), Some(h)) => {
             println!(
-                "  server RSS    {:.1} MiB before, {:.1} MiB holding",
+                "  server RSS    {:.1} MiB before, {:.1} MiB holding{}",
                 mib(b),
-                mib(h)
+                mib(h),
+                summed_over(r.servers.len())
             );
             if let Some(per) = r.server_bytes_per_conn {
                 println!("  per conn      {:.0} bytes ({:.2} KiB)", per, per / 1024.0);
@@ -462,6 +516,15 @@ fn print_conns(r: &ConnsReport) {
     }
     println!("  harness CPU   {:.2} s", r.harness_cpu_secs);
     print_errors(&r.errors);
+}
+
+/// Says that a server figure is a sum, when it is.
+fn summed_over(servers: usize) -> String {
+    if servers > 1 {
+        format!(" (sum over {servers} servers)")
+    } else {
+        String::new()
+    }
 }
 
 fn mib(b: u64) -> f64 {
@@ -504,10 +567,21 @@ impl Latency {
     }
 }
 
-/// The report of `herald bench fanout`.
+/// The figures of one `--server-pid` (with its children) in a `fanout` report.
+#[derive(Debug, Serialize)]
+struct FanoutServer {
+    pid: u32,
+    cpu_secs: Option<f64>,
+    rss_bytes: Option<u64>,
+}
+
+/// The report of `herald bench fanout`. `sub_url` is the first of `sub_urls` (reports of one
+/// server read the same as before); `server_cpu_secs` and `server_rss_bytes` are sums over every
+/// `--server-pid`, `servers` has them one by one.
 #[derive(Debug, Serialize)]
 struct FanoutReport {
     sub_url: String,
+    sub_urls: Vec<String>,
     pub_url: String,
     subs: u64,
     subs_connected: u64,
@@ -536,16 +610,18 @@ struct FanoutReport {
     ack_latency_ms: Latency,
     server_cpu_secs: Option<f64>,
     server_rss_bytes: Option<u64>,
+    servers: Vec<FanoutServer>,
     harness_cpu_secs: f64,
     processes: usize,
     errors: Vec<ErrorCount>,
 }
 
 fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
-    let sub_target = Target::parse(&args.sub_url).context("--sub-url")?;
+    let sub_targets = parse_targets("--sub-url", &args.sub_urls)?;
     let pub_target = Target::parse(&args.pub_url).context("--pub-url")?;
     check_headers(&args.common.headers)?;
-    check_pid(args.server_pid)?;
+    let pids = &args.server_pids;
+    check_pids(pids)?;
     let (prefix, suffix) = match args.body_template.split_once("{data}") {
         Some((p, s)) if !s.contains("{data}") => (p.to_owned(), s.to_owned()),
         _ => bail!("--body-template must contain `{{data}}` exactly once"),
@@ -567,14 +643,15 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
         let max_event_size = args.size * 2 + 64 * 1024;
         let pools = Pool::start_all(
             SubsConfig {
-                target: sub_target,
+                targets: sub_targets,
                 headers: args.common.headers.clone(),
                 count: args.subs,
                 first_index: 0,
+                total: args.subs,
                 connect_concurrency: args.common.connect_concurrency as usize,
                 max_event_size,
             },
-            &args.sub_url,
+            &args.sub_urls,
             args.common.max_conns_per_process.max(1),
             open_limit + duration + drain + Duration::from_secs(60),
         )?;
@@ -598,12 +675,14 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
                 .collect();
             bail!(
                 "no subscriber could connect to {}: {}",
-                args.sub_url,
+                args.sub_urls.join(" "),
                 errors.join("; ")
             );
         }
         let counters = Arc::new(PubCounters::default());
-        let server_cpu0 = args.server_pid.and_then(sys::cpu_tree_seconds);
+        let server_cpu0 = sys::cpu_trees_seconds(pids);
+        let server_cpu0_each: Vec<Option<f64>> =
+            pids.iter().map(|&p| sys::cpu_tree_seconds(p)).collect();
         let publish_start = sys::mono_ns();
         let publishing = tokio::spawn(publisher::run(
             PubConfig {
@@ -649,8 +728,17 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
             |p| format!("draining: received {} of {expected}", p.unique),
         )
         .await;
-        let server_cpu = args.server_pid.and_then(sys::cpu_tree_seconds);
-        let server_rss = args.server_pid.and_then(sys::rss_tree_bytes);
+        let server_cpu = sys::cpu_trees_seconds(pids);
+        let server_rss = sys::rss_trees_bytes(pids);
+        let servers: Vec<FanoutServer> = pids
+            .iter()
+            .zip(server_cpu0_each)
+            .map(|(&pid, cpu0)| FanoutServer {
+                pid,
+                cpu_secs: sys::cpu_tree_seconds(pid).zip(cpu0).map(|(b, a)| b - a),
+                rss_bytes: sys::rss_tree_bytes(pid),
+            })
+            .collect();
         bar.set_message("closing");
         let report = finish_all(pools, &outcome.not_acked).await?;
         bar.finish_and_clear();
@@ -668,7 +756,8 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
         let mut errors = outcome.error_kinds.clone();
         errors.extend(report.errors.iter().cloned());
         anyhow::Ok(FanoutReport {
-            sub_url: args.sub_url.clone(),
+            sub_url: args.sub_urls[0].clone(),
+            sub_urls: args.sub_urls.clone(),
             pub_url: args.pub_url.clone(),
             subs: n,
             subs_connected: report.opened,
@@ -700,6 +789,7 @@ fn fanout(args: FanoutArgs) -> anyhow::Result<ExitCode> {
             ack_latency_ms: Latency::of(&ack),
             server_cpu_secs: server_cpu.zip(server_cpu0).map(|(b, a)| b - a),
             server_rss_bytes: server_rss,
+            servers,
             harness_cpu_secs: 0.0,
             processes,
             errors: error_counts(errors),
@@ -769,11 +859,12 @@ fn print_fanout(r: &FanoutReport) {
     );
     if let Some(cpu) = r.server_cpu_secs {
         println!(
-            "  server        {:.2} s CPU while publishing and draining{}",
+            "  server        {:.2} s CPU while publishing and draining{}{}",
             cpu,
             r.server_rss_bytes
                 .map(|b| format!(", {:.1} MiB RSS at the end", mib(b)))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            summed_over(r.servers.len())
         );
     }
     println!("  harness CPU   {:.2} s", r.harness_cpu_secs);
@@ -803,5 +894,31 @@ mod tests {
         assert!(check_headers(&["no colon".into()]).is_err());
         assert!(check_headers(&["X: a\r\nInjected: 1".into()]).is_err());
         assert!(check_headers(&[": empty name".into()]).is_err());
+    }
+
+    #[test]
+    fn a_bad_url_among_several_is_named() {
+        let good = "http://127.0.0.1:3000/events".to_owned();
+        let bad = "http://10.0.0.1:3000/events".to_owned();
+        assert_eq!(
+            parse_targets("--url", std::slice::from_ref(&good))
+                .unwrap()
+                .len(),
+            1
+        );
+        let two = parse_targets("--url", &[good.clone(), good.clone()]).unwrap();
+        assert_eq!(two.len(), 2);
+        let e = format!(
+            "{:#}",
+            parse_targets("--sub-url", &[good, bad]).unwrap_err()
+        );
+        assert!(e.starts_with("--sub-url number 2 of 2: "), "{e}");
+        assert!(e.contains("`http://10.0.0.1:3000/events`"), "{e}");
+        assert!(e.contains("not loopback"), "{e}");
+        let e = format!(
+            "{:#}",
+            parse_targets("--url", &["nope".to_owned()]).unwrap_err()
+        );
+        assert!(e.starts_with("--url: "), "{e}");
     }
 }

@@ -1,8 +1,11 @@
 //! `herald bench` against tiny SSE servers written here on real sockets: a faithful one (every
 //! count must be exact), one that drops and duplicates events on purpose (the report must say
-//! exactly how many), and broken ones (the report must say what went wrong).
+//! exactly how many), and broken ones (the report must say what went wrong); and real hubs for
+//! the spread of one run over several servers.
 
-use std::process::Output;
+mod hub_support;
+
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,6 +14,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+
+use hub_support::{Hub, TIMEOUT};
 
 /// Safety net for every run of the binary: far above what the runs need on a loaded machine.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -511,6 +516,96 @@ async fn conns_spreads_over_child_processes() {
     assert!(r["server_bytes_per_conn"].is_null());
 }
 
+/// Two real hubs and one `--url` and `--server-pid` for each: while the run holds its
+/// subscribers, each hub has its contiguous block of them, and the report has both servers.
+/// Child processes of three subscribers each make one child's share straddle the two hubs.
+#[test]
+fn conns_spreads_subscribers_over_several_hubs() {
+    let hubs = [
+        Hub::start(&["--store", "memory"]),
+        Hub::start(&["--store", "memory"]),
+    ];
+    let urls: Vec<String> = hubs
+        .iter()
+        .map(|h| format!("http://{}/events?topic=idle", h.addr))
+        .collect();
+    let pids: Vec<String> = hubs.iter().map(|h| h.pid().to_string()).collect();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["bench", "conns", "-n", "7", "--secs", "3", "--json"])
+        .args(["--max-conns-per-process", "3"])
+        .args(["--url", &urls[0], "--url", &urls[1]])
+        .args(["--server-pid", &pids[0], "--server-pid", &pids[1]])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn herald bench");
+    // 7 over two URLs: subscribers 0-3 on the first hub, 4-6 on the second. Both counts at
+    // once add up to all 7, so neither can be on its way to more.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let split = loop {
+        let split = hubs.each_ref().map(|h| h.metric("herald_subscriptions"));
+        if split == [4, 3] || std::time::Instant::now() > deadline {
+            break split;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = run.wait_with_output().expect("herald bench ran");
+    assert_eq!(split, [4, 3], "{}", String::from_utf8_lossy(&out.stderr));
+    let r = report(&out);
+    assert_eq!((n(&r, "opened"), n(&r, "held")), (7, 7));
+    assert_eq!(n(&r, "processes"), 3);
+    assert_eq!(r["urls"], serde_json::json!(urls));
+    assert_eq!(r["url"], urls[0].as_str());
+    assert_eq!(r["server_pid"], hubs[0].pid());
+    let servers = r["servers"].as_array().expect("servers");
+    assert_eq!(servers.len(), 2, "{r:#}");
+    for (s, hub) in servers.iter().zip(&hubs) {
+        assert_eq!(s["pid"], hub.pid());
+        assert!(n(s, "rss_holding_bytes") > 0, "{r:#}");
+    }
+    // The sum covers both hubs: more than either alone.
+    let most = servers.iter().map(|s| n(s, "rss_holding_bytes")).max();
+    assert!(Some(n(&r, "server_rss_holding_bytes")) > most, "{r:#}");
+    assert!(r["server_bytes_per_conn"].is_f64(), "{r:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_several_urls_counts_every_delivery() {
+    // Two URLs of the same server: every subscriber gets every event, wherever it subscribed.
+    let server = start_server(Framing::Chunked, Misbehave::None).await;
+    let a = format!("{}/events?topic=a", server.url);
+    let b = format!("{}/events?topic=b", server.url);
+    let publ = format!("{}/publish", server.url);
+    let out = fanout(
+        &a,
+        &publ,
+        &[
+            "--sub-url",
+            &b,
+            "--subs",
+            "9",
+            "--max-conns-per-process",
+            "4",
+            "--rate",
+            "50",
+            "--secs",
+            "1",
+            "--drain-secs",
+            "30",
+            "--json",
+        ],
+    )
+    .await;
+    let r = report(&out);
+    let published = server.stats.published.load(Ordering::SeqCst);
+    assert!(published > 0);
+    assert_eq!(r["sub_url"], a.as_str());
+    assert_eq!(r["sub_urls"], serde_json::json!([a, b]));
+    assert_eq!(n(&r, "subs_connected"), 9);
+    assert_eq!(n(&r, "delivered"), published * 9);
+    assert_eq!(n(&r, "loss"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conns_reports_refused_subscriptions_and_fails() {
     let server = start_server(Framing::Chunked, Misbehave::None).await;
@@ -710,6 +805,46 @@ async fn bad_flags_get_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not loopback"));
     let out = herald(&["bench", "conns", "--url", ok, "-n", "0"]).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be at least 1"));
+    // A bad URL or pid after a good one is named, and nothing runs.
+    let out = herald(&[
+        "bench",
+        "conns",
+        "--url",
+        ok,
+        "--url",
+        "http://example.com/events",
+        "-n",
+        "2",
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--url number 2 of 2: `http://example.com/events`"),
+        "{stderr}"
+    );
+    let me = std::process::id().to_string();
+    let out = fanout(
+        ok,
+        ok,
+        &[
+            "--subs",
+            "2",
+            "--rate",
+            "10",
+            "--server-pid",
+            &me,
+            "--server-pid",
+            "4294967295",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--server-pid 4294967295: no such process"),
+        "{stderr}"
+    );
     // Nothing listens on port 9: a clear error, not a report of zeros.
     let out = fanout(ok, ok, &["--subs", "2", "--rate", "10"]).await;
     assert!(!out.status.success());

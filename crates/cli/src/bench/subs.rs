@@ -237,17 +237,27 @@ pub(crate) fn histogram_pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Which of `urls` event streams subscriber `index` of a run of `total` uses: equal contiguous
+/// blocks (`index * urls / total`) whose sizes differ by one at most when the split is uneven.
+/// Always the first with one URL.
+pub(crate) fn url_of(index: usize, total: usize, urls: usize) -> usize {
+    // `index < total`, so the quotient is below `urls`; `max(1)` only guards a misuse.
+    (index * urls / total.max(1)).min(urls.saturating_sub(1))
+}
+
 /// What all subscribers of a pool need to know.
 #[derive(Debug)]
 pub(crate) struct SubsConfig {
-    /// The event stream to subscribe to.
-    pub(crate) target: Target,
+    /// The event streams to subscribe to (at least one), spread by [`url_of`].
+    pub(crate) targets: Vec<Target>,
     /// Extra request headers, `Name: value`.
     pub(crate) headers: Vec<String>,
     /// Number of subscribers.
     pub(crate) count: usize,
-    /// Index of the first subscriber across all processes (spreads source addresses).
+    /// Index of the first subscriber across all processes (spreads source addresses and URLs).
     pub(crate) first_index: usize,
+    /// Number of subscribers across all processes (spreads URLs).
+    pub(crate) total: usize,
     /// How many subscribers may be connecting at the same time (the server's accept queue is
     /// finite; flooding it only produces SYN retries of a second or more).
     pub(crate) connect_concurrency: usize,
@@ -537,10 +547,12 @@ async fn open(
     sem: &Semaphore,
 ) -> anyhow::Result<(TcpStream, ResponseHead, Vec<u8>)> {
     let _permit = sem.acquire().await.context("shutting down")?;
-    let mut stream = http::connect(&config.target, config.first_index + index)
+    let global = config.first_index + index;
+    let target = &config.targets[url_of(global, config.total, config.targets.len())];
+    let mut stream = http::connect(target, global)
         .await
-        .with_context(|| format!("connect to {}", config.target.addr))?;
-    http::send_get(&mut stream, &config.target, &config.headers)
+        .with_context(|| format!("connect to {}", target.addr))?;
+    http::send_get(&mut stream, target, &config.headers)
         .await
         .context("send request")?;
     let mut buf = Vec::with_capacity(1024);
@@ -625,6 +637,32 @@ mod tests {
         assert_eq!(t.missing, [(7, 8)]);
         assert_eq!(t.unique(), 9);
         assert_eq!(t.record(0), Seen::Duplicate);
+    }
+
+    /// How many of `total` subscribers each of `urls` URLs gets.
+    fn per_url(total: usize, urls: usize) -> Vec<usize> {
+        let mut counts = vec![0; urls];
+        for i in 0..total {
+            counts[url_of(i, total, urls)] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn subscribers_spread_over_urls_in_equal_blocks() {
+        assert_eq!(per_url(7, 1), [7]);
+        assert_eq!(per_url(6, 2), [3, 3]);
+        assert_eq!(per_url(7, 2), [4, 3]);
+        assert_eq!(per_url(5, 3), [2, 2, 1]);
+        assert_eq!(
+            per_url(100_000, 6),
+            [16_667, 16_667, 16_666, 16_667, 16_667, 16_666]
+        );
+        // Fewer subscribers than URLs: some URLs get none, none gets two.
+        assert_eq!(per_url(2, 3), [1, 1, 0]);
+        // Contiguous: the URL index never goes down as the subscriber index goes up.
+        let order: Vec<usize> = (0..10).map(|i| url_of(i, 10, 3)).collect();
+        assert_eq!(order, [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What the harness reads from the operating system: a monotonic clock shared by the whole process
 //! tree, CPU time (getrusage), resident memory of a process tree (/proc), and the open-files limit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
@@ -51,18 +51,31 @@ pub(crate) fn raise_open_files_limit() -> u64 {
 /// Resident memory (bytes) of `pid` and all its descendants, from `/proc/PID/status` (VmRSS).
 /// `None` when `pid` does not exist.
 pub(crate) fn rss_tree_bytes(pid: u32) -> Option<u64> {
-    Some(tree(pid)?.into_iter().filter_map(rss_bytes).sum())
+    rss_trees_bytes(&[pid])
+}
+
+/// Resident memory (bytes) of several processes and all their descendants, each process counted
+/// once even when two trees overlap. `None` when `pids` is empty or one of them does not exist:
+/// a sum that silently left a server out would read as a smaller figure.
+pub(crate) fn rss_trees_bytes(pids: &[u32]) -> Option<u64> {
+    Some(trees(pids)?.into_iter().filter_map(rss_bytes).sum())
 }
 
 /// CPU time (user + system, seconds) used so far by `pid` and its live descendants, from
 /// `/proc/PID/stat`. `None` when `pid` does not exist.
 pub(crate) fn cpu_tree_seconds(pid: u32) -> Option<f64> {
+    cpu_trees_seconds(&[pid])
+}
+
+/// [`cpu_tree_seconds`] summed over several process trees, each process counted once; `None`
+/// when `pids` is empty or one of them does not exist.
+pub(crate) fn cpu_trees_seconds(pids: &[u32]) -> Option<f64> {
     let ticks = sysconf(SysconfVar::CLK_TCK)
         .ok()
         .flatten()
         .unwrap_or(100)
         .max(1) as f64;
-    let total: u64 = tree(pid)?
+    let total: u64 = trees(pids)?
         .into_iter()
         .filter_map(|p| {
             let stat = fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
@@ -77,10 +90,14 @@ pub(crate) fn cpu_tree_seconds(pid: u32) -> Option<f64> {
     Some(total as f64 / ticks)
 }
 
-/// `pid` and all its descendants (parent links from `/proc/*/stat`); `None` when `pid` does not
-/// exist.
-fn tree(pid: u32) -> Option<Vec<u32>> {
-    if !fs::exists(format!("/proc/{pid}/stat")).unwrap_or(false) {
+/// `pids` and all their descendants (parent links from `/proc/*/stat`, read once for all);
+/// `None` when `pids` is empty or one of them does not exist.
+fn trees(pids: &[u32]) -> Option<BTreeSet<u32>> {
+    if pids.is_empty()
+        || !pids
+            .iter()
+            .all(|pid| fs::exists(format!("/proc/{pid}/stat")).unwrap_or(false))
+    {
         return None;
     }
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -96,12 +113,14 @@ fn tree(pid: u32) -> Option<Vec<u32>> {
             children.entry(parent).or_default().push(child);
         }
     }
-    let mut all = vec![pid];
-    let mut stack = children.remove(&pid).unwrap_or_default();
-    // Bounded: each pid is removed from the map once, so a cycle cannot loop forever.
+    let mut all: BTreeSet<u32> = pids.iter().copied().collect();
+    let mut stack: Vec<u32> = pids.to_vec();
+    // Bounded: each pid's children are taken from the map once, so a cycle cannot loop forever.
     while let Some(p) = stack.pop() {
-        all.push(p);
-        stack.extend(children.remove(&p).unwrap_or_default());
+        for child in children.remove(&p).unwrap_or_default() {
+            all.insert(child);
+            stack.push(child);
+        }
     }
     Some(all)
 }
@@ -146,12 +165,40 @@ mod tests {
             .spawn()
             .expect("spawn sleep");
         assert_eq!(parent_pid(child.id()), Some(me));
-        let pids = tree(me).expect("this process exists");
+        let pids = trees(&[me]).expect("this process exists");
         assert!(pids.contains(&me) && pids.contains(&child.id()), "{pids:?}");
         let _ = child.kill();
         let _ = child.wait();
         assert!(cpu_tree_seconds(me).is_some_and(|s| s >= 0.0));
         assert_eq!(rss_tree_bytes(u32::MAX), None);
         assert_eq!(cpu_tree_seconds(u32::MAX), None);
+    }
+
+    #[test]
+    fn several_trees_are_summed_each_process_once() {
+        // `sleep` neither grows nor burns CPU, so its figures hold still between two reads.
+        let spawn = || {
+            std::process::Command::new("sleep")
+                .arg("5")
+                .spawn()
+                .expect("spawn sleep")
+        };
+        let (mut a, mut b) = (spawn(), spawn());
+        let (pa, pb) = (a.id(), b.id());
+        let ra = rss_tree_bytes(pa).expect("a exists");
+        let rb = rss_tree_bytes(pb).expect("b exists");
+        assert!(ra > 0 && rb > 0);
+        assert_eq!(rss_trees_bytes(&[pa, pb]), Some(ra + rb));
+        // The same process given twice is counted once.
+        assert_eq!(rss_trees_bytes(&[pa, pa]), Some(ra));
+        assert!(cpu_trees_seconds(&[pa, pb]).is_some_and(|s| s >= 0.0));
+        // One missing process, or none given, is no figure rather than a smaller one.
+        assert_eq!(rss_trees_bytes(&[pa, u32::MAX]), None);
+        assert_eq!(cpu_trees_seconds(&[u32::MAX, pb]), None);
+        assert_eq!(rss_trees_bytes(&[]), None);
+        for c in [&mut a, &mut b] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }

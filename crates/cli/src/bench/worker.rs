@@ -29,15 +29,18 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Arguments of the hidden `herald bench worker`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct WorkerArgs {
-    /// Event stream URL.
-    #[arg(long)]
-    url: String,
+    /// Event stream URLs of the whole run (repeatable), in the parent's order.
+    #[arg(long = "url", required = true)]
+    urls: Vec<String>,
     /// Number of subscribers in this process.
     #[arg(long)]
     count: usize,
     /// Index of the first subscriber across all processes.
     #[arg(long)]
     first_index: usize,
+    /// Number of subscribers across all processes (spreads them over the URLs).
+    #[arg(long)]
+    total: usize,
     /// Extra request header.
     #[arg(long = "header")]
     headers: Vec<String>,
@@ -67,13 +70,18 @@ struct StopLine {
 /// Runs the child side.
 pub(crate) fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     super::sys::raise_open_files_limit();
-    let target = Target::parse(&args.url)?;
+    let targets = args
+        .urls
+        .iter()
+        .map(|u| Target::parse(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     super::runtime()?.block_on(async move {
         let pool = LocalPool::start(SubsConfig {
-            target,
+            targets,
             headers: args.headers,
             count: args.count,
             first_index: args.first_index,
+            total: args.total,
             connect_concurrency: args.connect_concurrency,
             max_event_size: args.max_event_size,
         });
@@ -117,19 +125,25 @@ pub(crate) struct ChildPool {
 }
 
 impl ChildPool {
-    /// Starts a child running `config.count` subscribers.
+    /// Starts a child running `config.count` subscribers; `urls` are the text of
+    /// `config.targets`.
     pub(crate) fn start(
         config: &SubsConfig,
-        url: &str,
+        urls: &[String],
         deadline: Duration,
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("find the herald executable")?;
         let mut cmd = Command::new(exe);
-        cmd.args(["bench", "worker", "--url", url])
-            .arg("--count")
+        cmd.args(["bench", "worker"]);
+        for url in urls {
+            cmd.arg("--url").arg(url);
+        }
+        cmd.arg("--count")
             .arg(config.count.to_string())
             .arg("--first-index")
             .arg(config.first_index.to_string())
+            .arg("--total")
+            .arg(config.total.to_string())
             .arg("--connect-concurrency")
             .arg(config.connect_concurrency.to_string())
             .arg("--max-event-size")
@@ -206,10 +220,12 @@ pub(crate) enum Pool {
 
 impl Pool {
     /// Starts `config.count` subscribers, in this process when there are at most `per_process`,
-    /// else in `ceil(count / per_process)` child processes of equal share.
+    /// else in `ceil(count / per_process)` child processes of equal share. `urls` are the text
+    /// of `config.targets`; every child gets them all and picks per subscriber, so a child's
+    /// share may straddle two URLs.
     pub(crate) fn start_all(
         config: SubsConfig,
-        url: &str,
+        urls: &[String],
         per_process: usize,
         deadline: Duration,
     ) -> anyhow::Result<Vec<Pool>> {
@@ -224,15 +240,16 @@ impl Pool {
             // Equal shares; the first `total % children` children take one more.
             let count = total / children + usize::from(c < total % children);
             let share = SubsConfig {
-                target: config.target.clone(),
+                targets: config.targets.clone(),
                 headers: config.headers.clone(),
                 count,
                 first_index: first,
+                total: config.total,
                 connect_concurrency: config.connect_concurrency.div_ceil(children).max(1),
                 max_event_size: config.max_event_size,
             };
             pools.push(Pool::Child(Box::new(ChildPool::start(
-                &share, url, deadline,
+                &share, urls, deadline,
             )?)));
             first += count;
         }
