@@ -101,7 +101,16 @@ pub async fn serve(
             Metrics::inc(&metrics.connections);
             match tls {
                 Some(tls) => {
-                    tls_connection(stream, &tls, service, write_timeout, &metrics, watcher).await;
+                    // Boxed, like hyper below: see `connection`.
+                    Box::pin(tls_connection(
+                        stream,
+                        &tls,
+                        service,
+                        write_timeout,
+                        &metrics,
+                        watcher,
+                    ))
+                    .await;
                 }
                 None => connection(stream, service, write_timeout, &metrics, watcher).await,
             }
@@ -172,7 +181,7 @@ async fn connection(
     };
     let prefix = match first {
         First::Events(request) => {
-            return stream_events(stream, &service, *request, write_timeout, metrics).await;
+            return stream_events(stream, &service, request, write_timeout, metrics).await;
         }
         First::Other(prefix) => prefix,
     };
@@ -180,7 +189,10 @@ async fn connection(
         prefix,
         inner: StallGuard::new(stream, write_timeout, metrics.clone()),
     };
-    serve_hyper(io, service, watcher).await;
+    // Boxed: a task is allocated at the size of its largest state, and hyper's connection state
+    // (HTTP/1 and HTTP/2) is several KiB. Inline, every direct SSE stream would carry that
+    // unused room for its whole life.
+    Box::pin(serve_hyper(io, service, watcher)).await;
 }
 
 /// One TLS connection: the handshake (bounded by [`HEADER_READ_TIMEOUT`]), then hyper with
@@ -325,23 +337,8 @@ fn parse_events_request(buf: &[u8]) -> Parsed {
     }
 }
 
-/// Serves one `GET /events` straight on the socket: the router answers it as usual, then the head
-/// is written once and each frame of the body as it comes, with no per-connection buffers beyond
-/// the stream's own state (hyper keeps an 8 KiB read and an 8 KiB write buffer per connection for
-/// its whole life: most of an idle subscriber's memory). The body is delimited by closing the
-/// connection (`Connection: close`), valid in HTTP/1.0 and 1.1, and what an endless stream needs.
-/// The client closing its side, or sending anything more, ends the stream; a write that makes no
-/// progress for `write_timeout` closes the connection.
-async fn stream_events(
-    mut stream: TcpStream,
-    service: &Service,
-    request: Request<Body>,
-    write_timeout: Duration,
-    metrics: &Metrics,
-) {
-    use hyper::service::Service as _;
-    let Ok(response) = service.call(request).await;
-    let (parts, body) = response.into_parts();
+/// The HTTP/1.1 head of a direct SSE response, `Connection: close` (see [`stream_events`]).
+fn response_head(parts: axum::http::response::Parts, body: &Body) -> Box<[u8]> {
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(parts.status.as_str().as_bytes());
@@ -354,10 +351,34 @@ async fn stream_events(
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    if let Some(len) = axum::body::HttpBody::size_hint(&body).exact() {
+    if let Some(len) = axum::body::HttpBody::size_hint(body).exact() {
         head.extend_from_slice(format!("content-length: {len}\r\n").as_bytes());
     }
     head.extend_from_slice(b"connection: close\r\n\r\n");
+    head.into_boxed_slice()
+}
+
+/// Serves one `GET /events` straight on the socket: the router answers it as usual, then the head
+/// is written once and each frame of the body as it comes, with no per-connection buffers beyond
+/// the stream's own state (hyper keeps an 8 KiB read and an 8 KiB write buffer per connection for
+/// its whole life: most of an idle subscriber's memory). The body is delimited by closing the
+/// connection (`Connection: close`), valid in HTTP/1.0 and 1.1, and what an endless stream needs.
+/// The client closing its side, or sending anything more, ends the stream; a write that makes no
+/// progress for `write_timeout` closes the connection.
+async fn stream_events(
+    mut stream: TcpStream,
+    service: &Service,
+    // Boxed, and the router's future and the response head too: a future keeps room for its
+    // arguments and for every local held across an await, so these would otherwise size the
+    // connection's task for the whole life of the stream (they are needed only until the head).
+    request: Box<Request<Body>>,
+    write_timeout: Duration,
+    metrics: &Metrics,
+) {
+    use hyper::service::Service as _;
+    let Ok(response) = Box::pin(service.call(*request)).await;
+    let (parts, body) = response.into_parts();
+    let head = response_head(parts, &body);
     let (mut rd, mut wr) = stream.split();
     if !write_within(&mut wr, &head, write_timeout, metrics).await {
         return;
