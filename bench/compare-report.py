@@ -53,6 +53,48 @@ for s in servers:
             f"server CPU {fmt(d.get('server_cpu_secs'), ' s')}, harness {fmt(d.get('harness_cpu_secs'), ' s')}"
             + (f"; {d['late_publishes']} late publishes" if d.get("late_publishes") else "") + " |")
 
+
+# Issue 8's targets, judged from the same reports: herald against nchan, side by side in this run.
+def metric(name, run, f):
+    d = load(name, run)
+    try:
+        return f(d) if d else None
+    except (KeyError, TypeError):
+        return None
+
+
+def per_conn(d):
+    return d["server_bytes_per_conn"] / 1024
+
+
+def dps(d):
+    return d["deliveries_per_sec"]
+
+
+def p99(d):
+    return d["latency_ms"]["p99"]
+
+
+targets = [
+    ("memory per idle connection, 10,000 held", "idle_10k", per_conn, " KiB", "at most 0.5x", lambda r: r <= 0.5),
+    ("deliveries/s, 1,000 subs, max rate", "max_1k", dps, "", "at least 1.5x", lambda r: r >= 1.5),
+    ("deliveries/s, 10,000 subs, max rate", "max_10k", dps, "", "at least 1.5x", lambda r: r >= 1.5),
+    ("p99 latency, 10,000 subs, max rate", "max_10k", p99, " ms", "at most 0.5x", lambda r: r <= 0.5),
+    ("p99 latency, 1,000 subs x 100 ev/s", "rate100_1k", p99, " ms", "at most 0.5x", lambda r: r <= 0.5),
+]
+target_rows = ["| target | herald | nchan | herald / nchan | wanted | met |", "|---|---|---|---|---|---|"]
+for title, run, f, unit, wanted, ok in targets:
+    h, n = metric("herald", run, f), metric("nchan", run, f)
+    ratio = h / n if h is not None and n else None
+    met = "-" if ratio is None else ("**yes**" if ok(ratio) else "**no**")
+    target_rows.append(f"| {title} | {fmt(h, unit)} | {fmt(n, unit)} | "
+                       f"{'-' if ratio is None else f'{ratio:.2f}x'} | {wanted} | {met} |")
+lossless = [metric("herald", run, lambda d: d["loss"] == 0 and d["duplicates"] == 0 and d["published"] > 0)
+            for run, _ in fanouts]
+target_rows.append("| herald: every fan-out row with 0 lost, 0 duplicated | "
+                   + " / ".join("-" if x is None else ("yes" if x else "no") for x in lossless)
+                   + " | | | all | " + ("**yes**" if all(lossless) else "**no**") + " |")
+
 commands = (out / "commands.txt").read_text().strip() if (out / "commands.txt").exists() else ""
 section = "\n".join([
     "<!-- compare:begin (written by bench/compare; edits here are overwritten) -->",
@@ -60,6 +102,10 @@ section = "\n".join([
     f"Machine: {machine}. Server, harness and any other load share these cores.",
     "",
     *rows,
+    "",
+    "Issue 8's targets, computed from the rows above by bench/compare-report.py:",
+    "",
+    *target_rows,
     "",
     f"![deliveries per second and p99 latency per server]({pathlib.Path(svg_path).name})",
     "",
