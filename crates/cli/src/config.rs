@@ -10,6 +10,9 @@
 //!   become the flags' defaults (`Command::mut_arg`) before the command line is parsed again, so
 //!   clap applies flag > environment > default as usual, and a file value is checked by the same
 //!   parser as the flag, before start-up, with an error naming the key, the file and the line.
+//! - Rules between flags (one needing or excluding another) are not clap's, which would not see a
+//!   default: `serve` lists them as [`Rule`]s, and [`check_rules`] checks them after parsing, a
+//!   file value counting as given like a flag or an environment variable.
 //!
 //! Types: a flag with a value takes a string, an integer, a float or a boolean (written as the
 //! flag's text: `heartbeat = "15s"`, `max-topics = 8`); a repeatable flag also takes an array; a
@@ -20,7 +23,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use clap::builder::BoolishValueParser;
-use clap::{Arg, ArgAction, Command};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -82,19 +86,35 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The values of a config file, checked against the flags, as defaults to install.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct FileDefaults {
-    /// (argument id, values as the flag's text).
-    values: Vec<(String, Vec<String>)>,
+    path: PathBuf,
+    values: Vec<FileValue>,
+}
+
+/// One key of the config file.
+#[derive(Debug)]
+struct FileValue {
+    /// The argument id of its flag.
+    id: String,
+    /// As the flag's text.
+    values: Vec<String>,
+    /// Where the key is, for errors found after parsing.
+    line: usize,
 }
 
 impl FileDefaults {
     /// Installs the values as the defaults of their flags in `cmd` (the `serve` command).
-    pub(crate) fn apply(self, mut cmd: Command) -> Command {
-        for (id, values) in self.values {
-            cmd = cmd.mut_arg(id, |arg| arg.default_values(values));
+    pub(crate) fn apply(&self, mut cmd: Command) -> Command {
+        for value in &self.values {
+            cmd = cmd.mut_arg(&value.id, |arg| arg.default_values(&value.values));
         }
         cmd
+    }
+
+    /// The line of the key of argument `id`, if the file sets it.
+    fn line_of(&self, id: &str) -> Option<usize> {
+        self.values.iter().find(|v| v.id == id).map(|v| v.line)
     }
 }
 
@@ -119,7 +139,10 @@ fn parse(path: &Path, text: &str, cmd: &Command) -> Result<FileDefaults, ConfigE
         .map_err(|err| error(err.span(), format!("not valid TOML: {}", err.message())))?;
     let mut cmd = cmd.clone();
     cmd.build();
-    let mut defaults = FileDefaults::default();
+    let mut defaults = FileDefaults {
+        path: path.to_owned(),
+        values: Vec::new(),
+    };
     for (key, value) in table.get_ref() {
         let key_name: &str = key.get_ref();
         let at = key.span();
@@ -147,9 +170,11 @@ fn parse(path: &Path, text: &str, cmd: &Command) -> Result<FileDefaults, ConfigE
                 format!("`{key_name}` = {shown}: {reason}"),
             )
         })?;
-        defaults
-            .values
-            .push((arg.get_id().as_str().to_owned(), values));
+        defaults.values.push(FileValue {
+            id: arg.get_id().as_str().to_owned(),
+            values,
+            line: line_of(text, at.start),
+        });
     }
     Ok(defaults)
 }
@@ -234,6 +259,149 @@ fn line_of(text: &str, at: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+/// A rule between flags of `herald serve`, by argument id. clap has the same rules (`requires`,
+/// `conflicts_with`, `required_if_eq`), but to clap a config file value is a default, which
+/// neither breaks nor meets them; so `serve` declares its rules as these instead, and
+/// [`check_rules`] applies them to flags, environment variables and the file alike.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Rule {
+    /// The first flag needs the second.
+    Requires(&'static str, &'static str),
+    /// The first flag, with the second as its value, needs the third.
+    RequiresIfEq(&'static str, &'static str, &'static str),
+    /// The two flags exclude each other.
+    ConflictsWith(&'static str, &'static str),
+}
+
+/// Where a setting was given.
+#[derive(Debug, Clone, Copy)]
+enum Given {
+    Flag,
+    Env,
+    File { line: usize },
+}
+
+/// One setting of `herald serve`, as far as a rule needs it.
+struct Setting<'a> {
+    arg: &'a Arg,
+    given: Option<Given>,
+}
+
+impl<'a> Setting<'a> {
+    fn of(id: &str, cmd: &'a Command, matches: &ArgMatches, file: Option<&FileDefaults>) -> Self {
+        let arg = cmd
+            .get_arguments()
+            .find(|arg| arg.get_id() == id)
+            .unwrap_or_else(|| panic!("a rule names `{id}`, not an argument of `herald serve`"));
+        let given = match matches.value_source(id) {
+            Some(ValueSource::CommandLine) => Some(Given::Flag),
+            Some(ValueSource::EnvVariable) => Some(Given::Env),
+            // The file's values are the flags' defaults; a built-in default is not given.
+            Some(ValueSource::DefaultValue) => file
+                .and_then(|file| file.line_of(id))
+                .map(|line| Given::File { line }),
+            _ => None,
+        };
+        Self { arg, given }
+    }
+
+    fn long(&self) -> &str {
+        self.arg.get_long().unwrap_or(self.arg.get_id().as_str())
+    }
+
+    /// Its name as `given` spells it: `--flag`, `$HERALD_FLAG` or the file's `flag`.
+    fn name(&self, given: Given) -> String {
+        match given {
+            Given::Flag => format!("--{}", self.long()),
+            Given::Env => match self.arg.get_env() {
+                Some(env) => format!("${}", env.to_string_lossy()),
+                None => format!("${}", env_name(self.long())),
+            },
+            Given::File { .. } => format!("`{}`", self.long()),
+        }
+    }
+
+    /// Its name as it was given, with the line in the file; `with_value` as well when set.
+    fn as_given(&self, with_value: Option<&str>) -> String {
+        let given = self.given.expect("only a given setting breaks a rule");
+        let name = self.name(given);
+        match (given, with_value) {
+            (Given::Flag, Some(value)) => format!("{name} {value}"),
+            (Given::Env, Some(value)) => format!("{name}={value}"),
+            (Given::File { line }, Some(value)) => format!("{name} = {value:?} (line {line})"),
+            (Given::File { line }, None) => format!("{name} (line {line})"),
+            (_, None) => name,
+        }
+    }
+
+    fn is_from_file(&self) -> bool {
+        matches!(self.given, Some(Given::File { .. }))
+    }
+}
+
+/// Checks `rules` over the settings in `matches`, parsed by `cmd` (the `serve` command); a value
+/// from the config file `file` counts as given, as a flag or an environment variable does. The
+/// error names each setting as the user spelled it (`--flag`, `$HERALD_FLAG`, or the file's key
+/// and line) and the file when one of them comes from it.
+pub(crate) fn check_rules(
+    rules: &[Rule],
+    cmd: &Command,
+    matches: &ArgMatches,
+    file: Option<&FileDefaults>,
+) -> Result<(), String> {
+    let setting = |id| Setting::of(id, cmd, matches, file);
+    let has_value = |id, value: &str| {
+        matches
+            .get_raw(id)
+            .is_some_and(|mut raw| raw.any(|v| v == value))
+    };
+    for rule in rules {
+        let broken = match *rule {
+            Rule::Requires(id, needed) => unmet(setting(id), None, setting(needed)),
+            Rule::RequiresIfEq(id, value, needed) if has_value(id, value) => {
+                unmet(setting(id), Some(value), setting(needed))
+            }
+            Rule::RequiresIfEq(..) => None,
+            Rule::ConflictsWith(id, other) => conflict(setting(id), setting(other)),
+        };
+        let Some((from_file, message)) = broken else {
+            continue;
+        };
+        return Err(match file.filter(|_| from_file) {
+            Some(file) => ConfigError {
+                path: file.path.clone(),
+                line: None,
+                message,
+            }
+            .to_string(),
+            None => message,
+        });
+    }
+    Ok(())
+}
+
+/// When `arg` (with `value`) is given and `needed` is not: whether `arg` is from the file, and
+/// the message, naming `needed` as `arg` was given (`--flag`, `$HERALD_FLAG` or the file's key).
+fn unmet(arg: Setting<'_>, value: Option<&str>, needed: Setting<'_>) -> Option<(bool, String)> {
+    let (Some(given), None) = (arg.given, needed.given) else {
+        return None;
+    };
+    let message = format!("{} needs {}", arg.as_given(value), needed.name(given));
+    Some((arg.is_from_file(), message))
+}
+
+/// When both are given: whether one is from the file, and the message.
+fn conflict(a: Setting<'_>, b: Setting<'_>) -> Option<(bool, String)> {
+    a.given?;
+    b.given?;
+    let message = format!(
+        "{} cannot be used with {}: give one of them",
+        a.as_given(None),
+        b.as_given(None)
+    );
+    Some((a.is_from_file() || b.is_from_file(), message))
 }
 
 /// Prints clap's error and exits; when the bad value is that of a `HERALD_*` variable, says so
@@ -322,7 +490,7 @@ mod tests {
             &command(),
         )
         .unwrap();
-        let mut values = file.values;
+        let mut values: Vec<_> = file.values.into_iter().map(|v| (v.id, v.values)).collect();
         values.sort();
         assert_eq!(
             values,
@@ -375,6 +543,66 @@ mod tests {
         assert!(
             e.starts_with("config file herald.toml, line 1: not valid TOML"),
             "{e}"
+        );
+    }
+
+    /// `check_rules` over `herald serve <flags>` with the config file `text`.
+    fn check(text: &str, flags: &[&str]) -> Result<(), String> {
+        let rules = [
+            Rule::ConflictsWith("addr", "cors_origin"),
+            Rule::Requires("max_topics", "addr"),
+            Rule::RequiresIfEq("log_format", "json", "max_topics"),
+        ];
+        let file = parse(Path::new("herald.toml"), text, &command()).unwrap();
+        let cmd = file.apply(command());
+        let matches = cmd
+            .clone()
+            .try_get_matches_from(std::iter::once(&"serve").chain(flags))
+            .unwrap();
+        check_rules(&rules, &cmd, &matches, Some(&file))
+    }
+
+    #[test]
+    fn rules_see_file_values_as_given() {
+        let both = "addr = \"127.0.0.1:9\"\ncors-origin = [\"https://a\"]\n";
+        assert_eq!(
+            check(both, &[]).unwrap_err(),
+            "config file herald.toml: `addr` (line 1) cannot be used with `cors-origin` (line 2): give one of them"
+        );
+        assert_eq!(
+            check(
+                "cors-origin = [\"https://a\"]\n",
+                &["--addr", "127.0.0.1:9"]
+            )
+            .unwrap_err(),
+            "config file herald.toml: --addr cannot be used with `cors-origin` (line 1): give one of them"
+        );
+        assert_eq!(
+            check("demo = true\nmax-topics = 3\n", &[]).unwrap_err(),
+            "config file herald.toml: `max-topics` (line 2) needs `addr`"
+        );
+        assert_eq!(
+            check("log-format = \"json\"\n", &[]).unwrap_err(),
+            "config file herald.toml: `log-format` = \"json\" (line 1) needs `max-topics`"
+        );
+        // A file value meets a flag's requirement, as a flag would.
+        assert_eq!(
+            check("addr = \"127.0.0.1:9\"\n", &["--max-topics", "3"]),
+            Ok(())
+        );
+        assert_eq!(check("log-format = \"text\"\n", &[]), Ok(()));
+        assert_eq!(check("", &[]), Ok(()));
+    }
+
+    #[test]
+    fn rules_broken_by_flags_alone_do_not_blame_the_file() {
+        assert_eq!(
+            check("demo = true\n", &["--max-topics", "3"]).unwrap_err(),
+            "--max-topics needs --addr"
+        );
+        assert_eq!(
+            check("", &["--log-format", "json"]).unwrap_err(),
+            "--log-format json needs --max-topics"
         );
     }
 

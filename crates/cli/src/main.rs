@@ -43,7 +43,8 @@ const USAGE_ERROR: u8 = 2;
 
 /// Parses the command line with `serve`'s `HERALD_*` environment variables and, when `--config`
 /// (or `HERALD_CONFIG`) names one, its config file (see [`config`]): the first parse finds the
-/// file, whose values then become defaults for the second.
+/// file, whose values then become defaults for the second. Then `serve`'s rules between flags are
+/// checked over all three (see [`serve::RULES`]).
 fn parse_cli() -> Result<Cli, ExitCode> {
     let args: Vec<OsString> = std::env::args_os().collect();
     let mut command = Cli::command().mut_subcommand(config::SUBCOMMAND, config::with_env_vars);
@@ -55,6 +56,7 @@ fn parse_cli() -> Result<Cli, ExitCode> {
         Some((config::SUBCOMMAND, serve)) => config::path_in(serve),
         _ => None,
     };
+    let mut file = None;
     if let Some(path) = path {
         let serve = command
             .find_subcommand(config::SUBCOMMAND)
@@ -68,6 +70,18 @@ fn parse_cli() -> Result<Cli, ExitCode> {
             .clone()
             .try_get_matches_from(&args)
             .unwrap_or_else(|err| config::exit_naming_env(err, &command));
+        file = Some(defaults);
+    }
+    if let Some((config::SUBCOMMAND, serve_matches)) = matches.subcommand() {
+        let serve = command
+            .find_subcommand(config::SUBCOMMAND)
+            .expect("serve is a subcommand");
+        config::check_rules(serve::RULES, serve, serve_matches, file.as_ref()).map_err(
+            |message| {
+                eprintln!("herald: {message}");
+                ExitCode::from(USAGE_ERROR)
+            },
+        )?;
     }
     Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit()))
 }

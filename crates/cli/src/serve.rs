@@ -11,6 +11,8 @@ use herald_hub::auth::{Authorizer, JwtAlgorithm};
 use herald_hub::log::{EmbeddedLog, Log, MemoryLog, NewEvent, RedisLog, Retention};
 use herald_hub::{CorsOrigins, Hub, HubConfig, PublishRate, TlsConfig};
 
+use crate::config::Rule;
+
 /// Which event store backs the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Store {
@@ -31,6 +33,19 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+/// The rules between the flags of `herald serve`, checked after parsing by
+/// [`config::check_rules`](crate::config::check_rules) (not clap's `requires` and
+/// `conflicts_with`, which do not see config file values): argument ids.
+pub(crate) const RULES: &[Rule] = &[
+    Rule::RequiresIfEq("store", "redis", "redis_url"),
+    Rule::ConflictsWith("jwt_secret", "jwt_public_key"),
+    // An HS256 --jwt-secret has no other algorithm.
+    Rule::Requires("jwt_alg", "jwt_public_key"),
+    Rule::Requires("publish_burst", "publish_rate"),
+    Rule::Requires("tls_cert", "tls_key"),
+    Rule::Requires("tls_key", "tls_cert"),
+];
+
 /// Arguments of `herald serve`. Every long flag is also a config file key and a `HERALD_*`
 /// environment variable (see `config.rs`): flag > environment > config file > default.
 #[derive(Debug, clap::Args)]
@@ -48,7 +63,7 @@ pub(crate) struct Args {
     #[arg(long, value_enum, default_value_t = Store::Embedded)]
     store: Store,
     /// Redis of --store redis, e.g. redis://127.0.0.1:6379 or redis://:password@host:6379/0.
-    #[arg(long, env = "HERALD_REDIS_URL", required_if_eq("store", "redis"))]
+    #[arg(long, env = "HERALD_REDIS_URL")]
     redis_url: Option<String>,
     /// Prefix of every Redis key, so that several deployments can share one Redis.
     #[arg(long, default_value = herald_hub::log::redis::DEFAULT_PREFIX, env = "HERALD_REDIS_PREFIX",
@@ -91,18 +106,13 @@ pub(crate) struct Args {
 pub(crate) struct Security {
     /// Verify tokens with this HS256 secret (at least 32 bytes). Prefer the environment
     /// variable: a flag shows in `ps`.
-    #[arg(
-        long,
-        env = "HERALD_JWT_SECRET",
-        hide_env_values = true,
-        conflicts_with = "jwt_public_key"
-    )]
+    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
     /// Verify tokens with this PEM public key (RSA: RS256, EC P-256: ES256, unless --jwt-alg).
     #[arg(long, value_name = "FILE")]
     jwt_public_key: Option<PathBuf>,
     /// The one algorithm accepted with --jwt-public-key (RS256, RS384, RS512, ES256, ES384).
-    #[arg(long, value_name = "ALG", requires = "jwt_public_key")]
+    #[arg(long, value_name = "ALG")]
     jwt_alg: Option<String>,
     /// With a JWT key, let subscribers without a token receive public events.
     #[arg(long)]
@@ -118,7 +128,7 @@ pub(crate) struct Security {
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     publish_rate: f64,
     /// Publishes allowed in a burst with --publish-rate (default: twice the rate, at least 1).
-    #[arg(long, requires = "publish_rate")]
+    #[arg(long)]
     publish_burst: Option<u32>,
 }
 
@@ -139,10 +149,6 @@ impl Security {
 
     /// Applies these settings to `config`, checking keys, origins and limits.
     fn apply(&self, config: &mut HubConfig) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.jwt_alg.is_none() || self.jwt_public_key.is_some(),
-            "--jwt-alg needs --jwt-public-key (an HS256 --jwt-secret has no other algorithm)"
-        );
         config.auth = match (&self.jwt_secret, &self.jwt_public_key) {
             (Some(secret), _) => {
                 Some(Authorizer::hs256(secret.as_bytes()).context("--jwt-secret")?)
@@ -233,8 +239,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         (Some(cert), Some(key)) => Some(
             TlsConfig::from_pem_files(cert, key).context("loading the TLS certificate and key")?,
         ),
-        (None, None) => None,
-        _ => anyhow::bail!("--tls-cert and --tls-key go together: give both, or neither"),
+        // One without the other is refused by `RULES`.
+        _ => None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -410,6 +416,20 @@ mod tests {
         assert!(check_exposure(public, false, true).is_ok());
         assert!(check_exposure(local, false, false).is_ok());
         assert!(check_exposure(v6_local, false, false).is_ok());
+    }
+
+    /// A typo in `RULES` would otherwise show only when the rule is checked.
+    #[test]
+    fn rules_name_arguments_of_serve() {
+        let cmd = <Args as clap::Args>::augment_args(clap::Command::new("serve"));
+        let is_arg = |id: &str| cmd.get_arguments().any(|arg| arg.get_id() == id);
+        for rule in RULES {
+            let ids = match *rule {
+                Rule::Requires(a, b) | Rule::ConflictsWith(a, b) => [a, b],
+                Rule::RequiresIfEq(a, _, b) => [a, b],
+            };
+            assert!(ids.iter().all(|id| is_arg(id)), "{rule:?}");
+        }
     }
 
     #[test]

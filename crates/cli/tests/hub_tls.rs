@@ -269,7 +269,7 @@ fn bad_certificate_files_stop_start_up_with_the_file_named() {
         fixture("key.pem"),
         fixture("other-key.pem"),
     );
-    let cases: [(&[&str], &str, &str); 5] = [
+    let cases: [(&[&str], &str, &str); 4] = [
         (
             &["--tls-cert", "/nonexistent/cert.pem", "--tls-key", &key],
             "/nonexistent/cert.pem",
@@ -290,7 +290,6 @@ fn bad_certificate_files_stop_start_up_with_the_file_named() {
             "other-key.pem",
             "does not fit",
         ),
-        (&["--tls-cert", &cert], "--tls-key", "go together"),
     ];
     for (args, file, problem) in cases {
         let (code, stderr) = failed_start(args);
@@ -299,6 +298,15 @@ fn bad_certificate_files_stop_start_up_with_the_file_named() {
             stderr.contains(file) && stderr.contains(problem),
             "{args:?}: {stderr}"
         );
+    }
+    // One without the other is bad usage, refused before any file is read.
+    for (args, problem) in [
+        (["--tls-cert", cert.as_str()], "--tls-cert needs --tls-key"),
+        (["--tls-key", key.as_str()], "--tls-key needs --tls-cert"),
+    ] {
+        let (code, stderr) = failed_start(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(problem), "{args:?}: {stderr}");
     }
 }
 

@@ -114,6 +114,127 @@ fn bad_files_and_values_stop_start_up_naming_key_file_and_line() {
     }
 }
 
+/// The hub crate's test keys.
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../hub/tests/fixtures");
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// Flags after `herald serve` of one case.
+type Flags<'a> = &'a [&'a str];
+/// Environment variables of one case.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+/// Rules between flags (`jwt-secret` excludes `jwt-public-key`, `jwt-alg` needs
+/// `jwt-public-key`, ...) apply to file values too, alone or with flags and environment variables.
+#[test]
+fn rules_between_flags_apply_to_the_file() {
+    let rsa = format!("{FIXTURES}/rsa_public.pem");
+    let secret_and_key = format!("jwt-secret = {SECRET:?}\njwt-public-key = {rsa:?}\n");
+    let key = format!("jwt-public-key = {rsa:?}\n");
+    let cases: [(&str, Flags<'_>, Env<'_>, &str); 6] = [
+        (
+            &secret_and_key,
+            &[],
+            &[],
+            "`jwt-secret` (line 1) cannot be used with `jwt-public-key` (line 2): give one of them",
+        ),
+        (
+            &key,
+            &["--jwt-secret", SECRET],
+            &[],
+            "--jwt-secret cannot be used with `jwt-public-key` (line 1)",
+        ),
+        (
+            &key,
+            &[],
+            &[("HERALD_JWT_SECRET", SECRET)],
+            "$HERALD_JWT_SECRET cannot be used with `jwt-public-key` (line 1)",
+        ),
+        (
+            "jwt-alg = \"ES256\"\n",
+            &[],
+            &[],
+            "`jwt-alg` (line 1) needs `jwt-public-key`",
+        ),
+        (
+            "publish-burst = 5\n",
+            &[],
+            &[],
+            "`publish-burst` (line 1) needs `publish-rate`",
+        ),
+        (
+            "heartbeat = \"5s\"\ntls-cert = \"cert.pem\"\n",
+            &[],
+            &[],
+            "`tls-cert` (line 2) needs `tls-key`",
+        ),
+    ];
+    for (text, flags, env, expected) in cases {
+        let file = config_file(text);
+        let path = file.path().to_str().unwrap();
+        let args = [&["--config", path][..], flags].concat();
+        let (code, stderr) = failed_start(&args, env);
+        assert_eq!(code, 2, "{text:?} {flags:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("herald: config file {path}: {expected}")),
+            "{text:?} {flags:?} {env:?}: expected {expected:?} in {stderr}"
+        );
+    }
+}
+
+/// The same rules, broken by flags or environment variables alone, name them as given.
+#[test]
+fn rules_between_flags_apply_to_the_environment() {
+    let rsa = format!("{FIXTURES}/rsa_public.pem");
+    let cases: [(Flags<'_>, Env<'_>, &str); 3] = [
+        (
+            &[],
+            &[("HERALD_JWT_ALG", "ES256")],
+            "herald: $HERALD_JWT_ALG needs $HERALD_JWT_PUBLIC_KEY",
+        ),
+        (
+            &["--jwt-public-key", &rsa],
+            &[("HERALD_JWT_SECRET", SECRET)],
+            "herald: $HERALD_JWT_SECRET cannot be used with --jwt-public-key",
+        ),
+        (
+            &["--jwt-secret", SECRET, "--jwt-alg", "RS256"],
+            &[],
+            "herald: --jwt-alg needs --jwt-public-key",
+        ),
+    ];
+    for (flags, env, expected) in cases {
+        let (code, stderr) = failed_start(flags, env);
+        assert_eq!(code, 2, "{flags:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{flags:?} {env:?}: expected {expected:?} in {stderr}"
+        );
+        assert!(!stderr.contains(SECRET), "the secret in {stderr}");
+    }
+}
+
+/// A file value meets a rule as a flag does: these start (clap alone refused the first two, as
+/// it saw the file's value as a default).
+#[test]
+fn valid_combinations_with_the_file_start() {
+    let rsa = format!("{FIXTURES}/rsa_public.pem");
+    let key = format!("jwt-public-key = {rsa:?}\n");
+    let key_and_alg = format!("{key}jwt-alg = \"RS256\"\n");
+    let cases: [(&str, Flags<'_>, Env<'_>); 5] = [
+        (&key, &["--jwt-alg", "RS256"], &[]),
+        ("publish-rate = 10\n", &["--publish-burst", "5"], &[]),
+        (&key, &[], &[("HERALD_JWT_ALG", "RS256")]),
+        (&key_and_alg, &[], &[]),
+        ("publish-rate = 10\npublish-burst = 5\n", &[], &[]),
+    ];
+    for (text, flags, env) in cases {
+        let file = config_file(text);
+        let path = file.path().to_str().unwrap();
+        let args = [&["--store", "memory", "--config", path][..], flags].concat();
+        drop(Hub::start_with_env(&args, env));
+    }
+}
+
 #[test]
 fn a_missing_config_file_stops_start_up() {
     let (code, stderr) = failed_start(&["--config", "/nonexistent/herald.toml"], &[]);
