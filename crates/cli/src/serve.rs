@@ -239,8 +239,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         (Some(cert), Some(key)) => Some(
             TlsConfig::from_pem_files(cert, key).context("loading the TLS certificate and key")?,
         ),
-        // One without the other is refused by `RULES`.
-        _ => None,
+        (None, None) => None,
+        // Refused by `RULES` before this point; kept so that no path can fall back to plain
+        // HTTP when TLS was asked for.
+        _ => anyhow::bail!("--tls-cert and --tls-key go together: give both, or neither"),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
