@@ -20,10 +20,19 @@ Output: by default each event is printed as the stream form that carries it (`ev
 the type is `message`, `id:` when there is a last event id, one `data:` per line of data), \
 followed by a blank line. With --json, each event is one line: \
 {\"type\":\"...\",\"data\":\"...\",\"id\":\"...\"} where id is the last event id (\"\" when none).
-Connection errors are reported on stderr; the command reconnects unless the error is final.")]
+Connection errors are reported on stderr; the command reconnects unless the error is final.
+With --fallback-url, the first connection goes to URL and every reconnection to the next URL of \
+the list (URL, each --fallback-url in order, then URL again), with the same Last-Event-ID; \
+--max-retries counts failed attempts across the whole list. A final error (e.g. 401, 404) is not \
+failed over: the other hubs would answer the same.")]
 pub(crate) struct Args {
     /// The SSE endpoint, e.g. `http://127.0.0.1:8080/events?topic=chat`.
     url: String,
+
+    /// Another URL serving the same stream, e.g. another hub on the same Redis store
+    /// (repeatable): each reconnection moves to the next URL of the list, cyclically.
+    #[arg(long = "fallback-url", value_name = "URL")]
+    fallback_urls: Vec<String>,
 
     /// A header sent with every request, as `Name: value` (repeatable), e.g.
     /// `-H 'Authorization: Bearer eyJ...'`.
@@ -42,7 +51,8 @@ pub(crate) struct Args {
     #[arg(long)]
     json: bool,
 
-    /// Give up (exit 1) after this many failed reconnection attempts in a row (default: never).
+    /// Give up (exit 1) after this many failed reconnection attempts in a row, across all the
+    /// URLs (default: never).
     #[arg(long, value_name = "N")]
     max_retries: Option<u32>,
 
@@ -95,6 +105,9 @@ async fn subscribe(args: Args) -> anyhow::Result<ExitCode> {
         policy = policy.max_retries(max);
     }
     let mut builder = EventSource::builder(&args.url).retry_policy(policy);
+    for url in &args.fallback_urls {
+        builder = builder.fallback_url(url);
+    }
     for (name, value) in args.headers {
         builder = builder.header(name, value);
     }
@@ -132,9 +145,11 @@ async fn subscribe(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(_) => {} // `Open`: nothing to print; a reconnection is not news on stdout
             Err(error) if error.is_fatal() => {
-                return Err(
-                    anyhow::Error::new(error).context(format!("subscribing to {}", args.url))
-                );
+                let mut urls = args.url.clone();
+                if !args.fallback_urls.is_empty() {
+                    urls = format!("{urls} (or {})", args.fallback_urls.join(", "));
+                }
+                return Err(anyhow::Error::new(error).context(format!("subscribing to {urls}")));
             }
             Err(error) => eprintln!("herald: {} (reconnecting)", chain(&error)),
         }

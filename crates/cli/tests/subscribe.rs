@@ -281,6 +281,54 @@ async fn the_idle_timeout_reconnects_a_silent_stream() {
 }
 
 #[tokio::test]
+async fn fallback_urls_take_each_reconnection_in_turn_with_the_last_event_id() {
+    let refused = format!("http://127.0.0.1:{}/events", free_port());
+    let a = ScriptedServer::start([Response::sse().chunk("retry: 10\nid: 5\ndata: a\n\n")]).await;
+    let b = ScriptedServer::start([Response::sse().chunk("id: 6\ndata: b\n\n")]).await;
+    // A serves, the refused URL fails, B serves, then A's script is used up: 204, exit 0.
+    let output = subscribe(&[
+        "--json",
+        "--fallback-url",
+        &refused,
+        "--fallback-url",
+        &b.url("/events"),
+        &a.url("/events"),
+    ])
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        text(&output.stdout),
+        concat!(
+            r#"{"type":"message","data":"a","id":"5"}"#,
+            "\n",
+            r#"{"type":"message","data":"b","id":"6"}"#,
+            "\n",
+        )
+    );
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("connection failed"), "{stderr}");
+    assert_eq!(
+        b.wait_for_requests(1).await[0].header("last-event-id"),
+        Some("5")
+    );
+    assert_eq!(
+        a.wait_for_requests(2).await[1].header("last-event-id"),
+        Some("6")
+    );
+}
+
+#[tokio::test]
+async fn a_bad_fallback_url_is_a_clear_failure() {
+    let output = subscribe(&["--fallback-url", "ftp://hub-b/", "http://127.0.0.1:1/"]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("invalid event source configuration") && stderr.contains("ftp://hub-b/"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn bad_usage_exits_2() {
     let cases: [&[&str]; 6] = [
         &["-H", "no colon here", "http://127.0.0.1:1/"],

@@ -6,7 +6,9 @@
 //! connection or a clean end of stream, waits the reconnection time (updated by `retry:`), and
 //! sends `Last-Event-ID`; unlike a browser it sends any headers you give it (e.g.
 //! `Authorization`), backs off exponentially on repeated failures ([`RetryPolicy`]), can detect a
-//! silent connection ([`EventSourceBuilder::idle_timeout`]) and can retry 5xx/429 answers.
+//! silent connection ([`EventSourceBuilder::idle_timeout`]), can retry 5xx/429 answers, and
+//! can fail over between several hubs that serve the same stream
+//! ([`EventSourceBuilder::fallback_url`]).
 //!
 //! ```no_run
 //! use futures_util::StreamExt;
@@ -42,6 +44,25 @@
 //! | cannot be reached | a non-fatal [`Error`], then exponential backoff with jitter |
 //!
 //! [`EventSource::close`] (or a [`CloseHandle`] from another task) stops everything at once.
+//!
+//! # Failover over several URLs
+//!
+//! Herald hubs that share one Redis store serve the same stream with the same, global event ids,
+//! so a subscriber may resume on any of them. Give the others with
+//! [`EventSourceBuilder::fallback_url`]: the first connection goes to the main URL, and **every
+//! reconnection** (whatever the table above reconnects on) goes to the next URL of the list,
+//! wrapping around, with the same `Last-Event-ID`. The delays and
+//! [`RetryPolicy::max_retries`] count failed attempts in a row across the whole list, not per
+//! URL. A fatal answer ends the source at once: the other hubs would answer the same.
+//!
+//! ```no_run
+//! # fn build() -> Result<herald_client::EventSource, herald_client::Error> {
+//! let source = herald_client::EventSource::builder("http://hub-a:8080/events?topic=chat")
+//!     .fallback_url("http://hub-b:8080/events?topic=chat")
+//!     .fallback_url("http://hub-c:8080/events?topic=chat")
+//!     .build()?;
+//! # Ok(source) }
+//! ```
 //!
 //! # Differences from a browser's EventSource
 //!

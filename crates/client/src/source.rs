@@ -87,8 +87,9 @@ impl CloseHandle {
     }
 }
 
-/// An async `EventSource`: a [`Stream`] of [`Event`]s and [`Error`]s from one SSE endpoint,
-/// following the WHATWG processing model (see the [crate docs](crate)).
+/// An async `EventSource`: a [`Stream`] of [`Event`]s and [`Error`]s from one SSE endpoint (or
+/// the same stream served by several hubs, see [`EventSourceBuilder::fallback_url`]), following
+/// the WHATWG processing model (see the [crate docs](crate)).
 ///
 /// Errors are items of the stream: a non-fatal one (a lost connection, a dropped oversized event)
 /// is followed by more items; after a fatal one ([`Error::is_fatal`]) the stream ends. It also
@@ -112,6 +113,7 @@ impl EventSource {
     pub fn builder(url: impl AsRef<str>) -> EventSourceBuilder {
         EventSourceBuilder {
             url: url.as_ref().to_owned(),
+            fallback_urls: Vec::new(),
             headers: Vec::new(),
             last_event_id: None,
             retry: RetryPolicy::default(),
@@ -168,6 +170,7 @@ impl Stream for EventSource {
 #[must_use]
 pub struct EventSourceBuilder {
     url: String,
+    fallback_urls: Vec<String>,
     headers: Vec<(String, String)>,
     last_event_id: Option<String>,
     retry: RetryPolicy,
@@ -176,6 +179,24 @@ pub struct EventSourceBuilder {
 }
 
 impl EventSourceBuilder {
+    /// Adds a URL to reconnect to when the one in use fails (repeatable; checked by
+    /// [`EventSourceBuilder::build`] like the main URL), for several hubs that serve the same
+    /// stream, e.g. herald hubs sharing one Redis store, where event ids are global and a
+    /// `Last-Event-ID` resumes on any of them.
+    ///
+    /// The rule: the first connection goes to the main URL; **every reconnection** (after a
+    /// failed attempt, a retried status, or a stream that ended or broke) goes to the next URL of
+    /// the list `[main, fallback 1, fallback 2, ...]`, wrapping around to the main URL after the
+    /// last. The source carries its last event id and its current delay over: the
+    /// [`RetryPolicy`]'s backoff and its [`RetryPolicy::max_retries`] count failed attempts in a
+    /// row across the whole list, not per URL. A redirect followed within one attempt is not a
+    /// move. A fatal error (a status that is not retried, a wrong content type) ends the source
+    /// without trying the other URLs: the hubs answer alike, so the next would fail the same way.
+    pub fn fallback_url(mut self, url: impl AsRef<str>) -> Self {
+        self.fallback_urls.push(url.as_ref().to_owned());
+        self
+    }
+
     /// Adds a header sent with every request, e.g. `Authorization: Bearer ...` (which a browser's
     /// EventSource cannot send). Checked by [`EventSourceBuilder::build`]. `Accept`,
     /// `Cache-Control` and `Last-Event-ID` are the source's own and are refused.
@@ -214,18 +235,10 @@ impl EventSourceBuilder {
     /// Checks the configuration and returns the source. Nothing is sent before the stream is
     /// first polled. Must be called within a Tokio runtime only when polled; building is sync.
     pub fn build(self) -> Result<EventSource, Error> {
-        let url = Url::parse(&self.url)
-            .map_err(|e| Error::builder(format!("invalid URL `{}`: {e}", self.url)))?;
-        match url.scheme() {
-            "http" => {}
-            "https" if cfg!(feature = "rustls") => {}
-            "https" => {
-                return Err(Error::builder(
-                    "https needs herald-client's `rustls` feature, which this build lacks",
-                ));
-            }
-            other => return Err(Error::builder(format!("unsupported URL scheme `{other}`"))),
-        }
+        let urls = std::iter::once(&self.url)
+            .chain(&self.fallback_urls)
+            .map(|raw| parse_url(raw))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -266,7 +279,8 @@ impl EventSourceBuilder {
         });
         let driver = Driver {
             client,
-            url,
+            urls,
+            current: 0,
             headers,
             policy: self.retry,
             idle_timeout: self.idle_timeout,
@@ -305,7 +319,7 @@ impl EventSourceBuilder {
 /// | `Open` | bytes | `Open` (yields the events they complete) |
 /// | `Open` | end of body | `Waiting` for the reconnection time |
 /// | `Open` | body error, idle timeout | `Waiting` (yields the error) |
-/// | `Waiting` | the delay passed | `Connecting` |
+/// | `Waiting` | the delay passed | `Connecting`, to the next URL of the list (cyclically) |
 ///
 /// `close()` takes any state to `Closed` at once (outside the driver, see [`EventSource`]).
 enum State {
@@ -319,9 +333,10 @@ enum State {
 /// time), the failure count and the current [`State`].
 struct Driver {
     client: reqwest::Client,
-    /// Where to connect. A list of URLs for failover would replace this field and the one place
-    /// that reads it, [`Driver::connect`].
-    url: Url,
+    /// Where to connect: the main URL, then the fallbacks; never empty.
+    urls: Vec<Url>,
+    /// The index in `urls` of the URL in use; each reconnection moves it on by one, cyclically.
+    current: usize,
     headers: HeaderMap,
     policy: RetryPolicy,
     idle_timeout: Option<Duration>,
@@ -360,6 +375,9 @@ impl Driver {
                             return Some(Ok(Event::Open));
                         }
                         Attempt::NoContent => return None,
+                        // No failover on a fatal answer: hubs sharing a store share their
+                        // configuration, so a 401, a 404 or a wrong content type from one is
+                        // the same from all, and trying them would only hide the cause.
                         Attempt::Fatal(error) => return Some(Err(error.into_fatal())),
                         Attempt::Retry(error, retry_after) => {
                             self.failures = self.failures.saturating_add(1);
@@ -371,7 +389,12 @@ impl Driver {
                                 self.failures,
                                 retry_after,
                             );
-                            tracing::debug!(?delay, %error, "reconnecting after a failed attempt");
+                            tracing::debug!(
+                                ?delay,
+                                %error,
+                                url = %self.urls[self.current],
+                                "reconnecting after a failed attempt"
+                            );
                             self.state = State::Waiting(delay);
                             return Some(Err(error));
                         }
@@ -380,6 +403,12 @@ impl Driver {
                 State::Waiting(delay) => {
                     self.shared.set(ReadyState::Connecting);
                     tokio::time::sleep(delay).await;
+                    // Every reconnection, and only a reconnection, moves to the next URL: the one
+                    // place that decides it, so the rule stays what the builder's docs say.
+                    self.current = (self.current + 1) % self.urls.len();
+                    if self.urls.len() > 1 {
+                        tracing::debug!(url = %self.urls[self.current], "reconnecting to the next URL");
+                    }
                     self.state = State::Connecting;
                 }
                 State::Open(mut body) => {
@@ -428,7 +457,7 @@ impl Driver {
     fn reconnect_after_stream(&mut self) {
         self.parser.finish();
         let delay = self.policy.delay(self.reconnection_time(), 0, None);
-        tracing::debug!(?delay, "stream ended, reconnecting");
+        tracing::debug!(?delay, url = %self.urls[self.current], "stream ended, reconnecting");
         self.state = State::Waiting(delay);
         self.shared.set(ReadyState::Connecting);
     }
@@ -437,7 +466,7 @@ impl Driver {
     async fn connect(&mut self) -> Attempt {
         let mut request = self
             .client
-            .get(self.url.clone())
+            .get(self.urls[self.current].clone())
             .headers(self.headers.clone());
         let last_event_id = self.parser.last_event_id();
         if !last_event_id.is_empty() {
@@ -488,6 +517,22 @@ impl Driver {
             return Attempt::Fatal(Error::new(Kind::ContentType(shown)));
         }
         Attempt::Opened(response)
+    }
+}
+
+/// A URL the source can connect to: `http`, or `https` with the `rustls` feature. Errors name
+/// the URL, since a builder may hold several.
+fn parse_url(raw: &str) -> Result<Url, Error> {
+    let url = Url::parse(raw).map_err(|e| Error::builder(format!("invalid URL `{raw}`: {e}")))?;
+    match url.scheme() {
+        "http" => Ok(url),
+        "https" if cfg!(feature = "rustls") => Ok(url),
+        "https" => Err(Error::builder(format!(
+            "`{raw}`: https needs herald-client's `rustls` feature, which this build lacks"
+        ))),
+        other => Err(Error::builder(format!(
+            "unsupported URL scheme `{other}` in `{raw}`"
+        ))),
     }
 }
 
@@ -555,6 +600,9 @@ mod tests {
             EventSource::builder("not a url").build(),
             EventSource::builder("ftp://x/").build(),
             EventSource::builder("http://x/")
+                .fallback_url("not a url")
+                .build(),
+            EventSource::builder("http://x/")
                 .header("bad name", "v")
                 .build(),
             EventSource::builder("http://x/")
@@ -577,5 +625,9 @@ mod tests {
     fn https_is_accepted_exactly_when_tls_is_compiled_in() {
         let built = EventSource::builder("https://example.invalid/events").build();
         assert_eq!(built.is_ok(), cfg!(feature = "rustls"));
+        let fallback = EventSource::builder("http://example.invalid/events")
+            .fallback_url("https://example.invalid/events")
+            .build();
+        assert_eq!(fallback.is_ok(), cfg!(feature = "rustls"));
     }
 }

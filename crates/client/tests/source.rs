@@ -596,3 +596,172 @@ async fn jittered_backoff_stays_between_half_and_all_of_the_doubled_delay() {
         );
     }
 }
+
+// ---- failover over fallback URLs --------------------------------------------------------------
+
+#[tokio::test]
+async fn a_refused_first_url_fails_over_to_the_fallback() {
+    let refused = format!("http://127.0.0.1:{}/events", free_port());
+    let b = ScriptedServer::start([Response::sse().chunk("id: 1\ndata: from b\n\n")]).await;
+    let es = EventSource::builder(&refused)
+        .fallback_url(b.url("/events"))
+        .retry_policy(quick())
+        .build()
+        .unwrap();
+    let items = run(es).await;
+    // A refused, B serves, A refused again (the list wraps), B's script is used up: 204.
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert!(items[0].starts_with("error connection failed"), "{items:?}");
+    assert_eq!(items[1..3], ["open", "message|from b|1"]);
+    assert!(items[3].starts_with("error connection failed"), "{items:?}");
+    let requests = b.wait_for_requests(2).await;
+    assert_eq!(requests[0].header("last-event-id"), None);
+    assert_eq!(requests[1].header("last-event-id"), Some("1"));
+}
+
+#[tokio::test]
+async fn each_reconnection_moves_to_the_next_url_with_the_last_event_id_and_wraps_around() {
+    let a = ScriptedServer::start([
+        Response::sse().chunk("id: 1\ndata: a1\n\n"),
+        Response::sse().chunk("id: 4\ndata: a2\n\n"),
+    ])
+    .await;
+    let b = ScriptedServer::start([Response::sse()
+        .chunk("id: 2\ndata: b1\n\ndata: lost")
+        .end(End::Abort)])
+    .await;
+    let c = ScriptedServer::start([Response::sse().chunk("id: 3\ndata: c1\n\n")]).await;
+    let es = EventSource::builder(a.url("/events?topic=t"))
+        .fallback_url(b.url("/b?topic=t"))
+        .fallback_url(c.url("/c?topic=t"))
+        .retry_policy(quick())
+        .build()
+        .unwrap();
+    let items = run(es).await;
+    // A ends, B breaks, C ends, back to A, then B's script is used up: 204 ends the source.
+    assert_eq!(items.len(), 9, "{items:?}");
+    assert_eq!(items[..4], ["open", "message|a1|1", "open", "message|b1|2"]);
+    assert!(items[4].starts_with("error the stream broke"), "{items:?}");
+    assert_eq!(items[5..], ["open", "message|c1|3", "open", "message|a2|4"]);
+
+    let id = |r: &herald_testkit::Request| r.header("last-event-id").map(str::to_owned);
+    let some = |s: &str| Some(s.to_owned());
+    let on_a = a.wait_for_requests(2).await;
+    let on_b = b.wait_for_requests(2).await;
+    let on_c = c.wait_for_requests(1).await;
+    assert_eq!(on_a.iter().map(id).collect::<Vec<_>>(), [None, some("3")]);
+    assert_eq!(
+        on_b.iter().map(id).collect::<Vec<_>>(),
+        [some("1"), some("4")]
+    );
+    assert_eq!(on_c.iter().map(id).collect::<Vec<_>>(), [some("2")]);
+    assert_eq!(on_b[0].target, "/b?topic=t");
+    assert_eq!(on_c[0].target, "/c?topic=t");
+}
+
+#[tokio::test]
+async fn a_redirect_within_one_attempt_is_not_a_move() {
+    let a = ScriptedServer::start([
+        Response::status(307).header("Location", "/moved"),
+        Response::sse().chunk("id: 9\ndata: moved\n\n"),
+    ])
+    .await;
+    let b = ScriptedServer::start([Response::status(204)]).await;
+    let es = EventSource::builder(a.url("/events"))
+        .fallback_url(b.url("/events"))
+        .retry_policy(quick())
+        .build()
+        .unwrap();
+    assert_eq!(run(es).await, ["open", "message|moved|9"]);
+    assert_eq!(a.wait_for_requests(2).await[1].target, "/moved");
+    // The reconnection after the stream on A ends is the first move.
+    let on_b = b.wait_for_requests(1).await;
+    assert_eq!(on_b[0].header("last-event-id"), Some("9"));
+    assert_eq!(a.connections().len(), 2);
+}
+
+#[tokio::test]
+async fn a_fatal_answer_does_not_fail_over() {
+    let cases = [
+        Response::status(401),
+        Response::status(404),
+        Response::status(503), // fatal unless retry_server_errors
+        Response::status(200)
+            .header("Content-Type", "text/html")
+            .chunk("<html>"),
+    ];
+    for response in cases {
+        let a = ScriptedServer::start([response]).await;
+        let b = ScriptedServer::start([Response::sse().chunk("data: b\n\n")]).await;
+        let es = EventSource::builder(a.url("/"))
+            .fallback_url(b.url("/"))
+            .retry_policy(quick())
+            .build()
+            .unwrap();
+        let items = run(es).await;
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert!(items[0].starts_with("FATAL"), "{items:?}");
+        assert_eq!(b.connections().len(), 0, "{items:?}: no failover");
+    }
+}
+
+#[test]
+fn a_bad_fallback_url_is_a_builder_error_that_names_it() {
+    for bad in ["not a url", "ftp://hub-b/events", "hub-b:8080/events"] {
+        let error = EventSource::builder("http://127.0.0.1:1/events")
+            .fallback_url("http://127.0.0.1:2/events")
+            .fallback_url(bad)
+            .build()
+            .expect_err("refused");
+        assert!(error.is_builder() && error.is_fatal(), "{error}");
+        assert!(error.to_string().contains(&format!("`{bad}`")), "{error}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_and_max_retries_count_failed_attempts_across_the_whole_list() {
+    let s = Duration::from_secs(1);
+    let a = ScriptedServer::start((0..3).map(|_| Response::status(503))).await;
+    let b = ScriptedServer::start((0..3).map(|_| Response::status(503))).await;
+    let policy = RetryPolicy::new()
+        .reconnection_time(s)
+        .max_delay(60 * s)
+        .jitter(false)
+        .retry_server_errors(true)
+        .max_retries(3);
+    let es = EventSource::builder(a.url("/"))
+        .fallback_url(b.url("/"))
+        .retry_policy(policy)
+        .build()
+        .unwrap();
+    let items: Vec<_> = es.collect().await;
+    // The first attempt and 3 retries in all, alternating A, B, A, B; not 3 retries per URL.
+    assert_eq!(items.len(), 4);
+    for (n, item) in items.iter().enumerate() {
+        let error = item.as_ref().expect_err("errors only");
+        assert_eq!(error.status(), Some(503));
+        assert_eq!(error.is_fatal(), n == 3, "{n}: {error}");
+    }
+    let mut connections: Vec<_> = a
+        .connections()
+        .into_iter()
+        .map(|c| ('a', c))
+        .chain(b.connections().into_iter().map(|c| ('b', c)))
+        .collect();
+    connections.sort_by_key(|(_, c)| c.received_at);
+    let order: String = connections.iter().map(|(server, _)| *server).collect();
+    assert_eq!(order, "abab");
+    // One backoff over the list: 2 s, 4 s, 8 s, whichever hub the attempt went to.
+    let gaps: Vec<_> = connections
+        .windows(2)
+        .map(|pair| pair[1].1.received_at - pair[0].1.ended_at.expect("ended"))
+        .collect();
+    let want = [2, 4, 8].map(|n| n * s);
+    assert_eq!(gaps.len(), want.len(), "{gaps:?}");
+    for (gap, want) in gaps.iter().zip(want) {
+        assert!(
+            about(*gap, want),
+            "gap {gap:?}, want {want:?}; all {gaps:?}"
+        );
+    }
+}
