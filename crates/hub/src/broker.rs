@@ -69,13 +69,6 @@ struct MailboxState {
     waiting: Option<Waker>,
 }
 
-impl MailboxState {
-    /// The waker to wake once the lock is released (the stream waits only on an empty mailbox).
-    fn take_waiting(&mut self) -> Option<Waker> {
-        self.waiting.take()
-    }
-}
-
 /// The bounded queue between the broker and one subscriber's stream.
 #[derive(Debug, Default)]
 pub(crate) struct Mailbox {
@@ -111,7 +104,7 @@ impl Mailbox {
             s.queue = VecDeque::new();
             s.queued_bytes = 0;
             s.lagged = true;
-            let waiting = s.take_waiting();
+            let waiting = s.waiting.take();
             drop(s);
             wake(waiting);
             return;
@@ -121,7 +114,7 @@ impl Mailbox {
             id: Some(id),
             bytes: bytes.clone(),
         });
-        let waiting = s.take_waiting();
+        let waiting = s.waiting.take();
         drop(s);
         wake(waiting);
     }
@@ -142,7 +135,7 @@ impl Mailbox {
             id: None,
             bytes: bytes.clone(),
         });
-        let waiting = s.take_waiting();
+        let waiting = s.waiting.take();
         drop(s);
         wake(waiting);
     }
@@ -152,7 +145,7 @@ impl Mailbox {
         s.queue = VecDeque::new();
         s.queued_bytes = 0;
         s.lagged = true;
-        let waiting = s.take_waiting();
+        let waiting = s.waiting.take();
         drop(s);
         wake(waiting);
     }
@@ -174,7 +167,7 @@ impl Mailbox {
                 id: None,
                 bytes: HEARTBEAT.clone(),
             });
-            let waiting = s.take_waiting();
+            let waiting = s.waiting.take();
             drop(s);
             wake(waiting);
         }
@@ -183,7 +176,7 @@ impl Mailbox {
     fn close(&self, last: Bytes) {
         let mut s = self.lock();
         s.closing = Some(last);
-        let waiting = s.take_waiting();
+        let waiting = s.waiting.take();
         drop(s);
         wake(waiting);
     }

@@ -201,22 +201,22 @@ impl SubscriberStream {
                 }
             }
             if self.catching_up {
-                if self.reading.is_none() {
-                    // A long replay must not hold the shutdown: check for it between batches.
-                    if let Some(last) = self.sub.mailbox.closing() {
-                        self.done = true;
-                        self.ready.push_back((last, false));
-                        continue;
+                let reading = match &mut self.reading {
+                    Some(reading) => reading,
+                    None => {
+                        // A long replay must not hold the shutdown: check for it between batches.
+                        if let Some(last) = self.sub.mailbox.closing() {
+                            self.done = true;
+                            self.ready.push_back((last, false));
+                            continue;
+                        }
+                        let log = Arc::clone(&self.shared.log);
+                        let cursor = self.cursor;
+                        // One boxed future per catch-up batch (the cold path), none per live frame.
+                        self.reading.insert(Box::pin(async move {
+                            log.read_after(cursor, CATCH_UP_BATCH).await
+                        }))
                     }
-                    let log = Arc::clone(&self.shared.log);
-                    let cursor = self.cursor;
-                    // One boxed future per catch-up batch (the cold path), none per live frame.
-                    self.reading = Some(Box::pin(async move {
-                        log.read_after(cursor, CATCH_UP_BATCH).await
-                    }));
-                }
-                let Some(reading) = &mut self.reading else {
-                    continue;
                 };
                 let read = std::task::ready!(reading.as_mut().poll(cx));
                 self.reading = None;
