@@ -176,12 +176,28 @@ mod tests {
 
     #[test]
     fn several_trees_are_summed_each_process_once() {
-        // `sleep` neither grows nor burns CPU, so its figures hold still between two reads.
+        // A `sleep` that has reached its sleep neither grows nor burns CPU, so its figures hold
+        // still between two reads. Right after `spawn` it may still be loading (its memory grows
+        // as the dynamic loader maps libraries), so wait, bounded, until it sleeps.
         let spawn = || {
-            std::process::Command::new("sleep")
+            let child = std::process::Command::new("sleep")
                 .arg("5")
                 .spawn()
-                .expect("spawn sleep")
+                .expect("spawn sleep");
+            let pid = child.id();
+            let asleep = || {
+                fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|stat| Some(stat.rsplit_once(')')?.1.trim_start().starts_with('S')))
+                    .unwrap_or(false)
+            };
+            for _ in 0..500 {
+                if asleep() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            child
         };
         let (mut a, mut b) = (spawn(), spawn());
         let (pa, pb) = (a.id(), b.id());
