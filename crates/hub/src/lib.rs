@@ -43,6 +43,7 @@ use axum::{Extension, Router};
 use bytes::Bytes;
 
 pub mod auth;
+mod body;
 mod broker;
 mod config;
 mod cors;
@@ -132,7 +133,13 @@ impl Hub {
     pub fn router(&self) -> Router {
         let router = Router::new()
             .route("/events", get(sse::events))
-            .route("/publish", post(publish_handler))
+            .route(
+                "/publish",
+                post(publish_handler).layer(axum::middleware::from_fn_with_state(
+                    self.shared.clone(),
+                    body::read_within_limits,
+                )),
+            )
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics_handler))
             .route("/dashboard", get(dashboard))
