@@ -422,10 +422,10 @@ fn h2_frames_until_closed(s: &mut TcpStream) -> Vec<u8> {
 }
 
 /// An h2c connection that sent the preface and then only PINGs stayed open forever: it is closed
-/// after `--idle-timeout`.
+/// after the idle timeout (here set by `HERALD_IDLE_TIMEOUT`, as an operator's unit file would).
 #[test]
 fn h2c_connection_that_only_pings_is_closed_after_the_idle_timeout() {
-    let hub = Hub::start(&["--store", "memory", "--idle-timeout", "1s"]);
+    let hub = Hub::start_with_env(&["--store", "memory"], &[("HERALD_IDLE_TIMEOUT", "1s")]);
     let mut s = connect(hub.addr);
     let start = Instant::now();
     s.write_all(H2_PREFACE).unwrap();
@@ -633,5 +633,36 @@ fn fd_starved_hub_backs_off_and_answers_healthz_once_fds_free_up() {
             break;
         }
         assert!(Instant::now() < deadline, "never answered again");
+    }
+}
+
+/// A zero or absurd timeout or cap stops start-up with a message naming the flag (zero would
+/// close or refuse every connection; past an hour a timeout no longer frees anything).
+#[test]
+fn connection_bounds_out_of_range_stop_start_up() {
+    for (flag, value, says) in [
+        ("--idle-timeout", "0s", "more than zero"),
+        ("--header-read-timeout", "0ms", "more than zero"),
+        ("--body-read-timeout", "2h", "at most 1h"),
+        ("--max-connections-per-client", "0", "at least 1"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args([
+                "serve",
+                "--store",
+                "memory",
+                "--addr",
+                "127.0.0.1:0",
+                flag,
+                value,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value} started");
+        assert!(
+            stderr.contains(flag) && stderr.contains(says),
+            "{flag}: {stderr}"
+        );
     }
 }

@@ -28,7 +28,8 @@
 //!
 //! Limits: a slow client is only closed by [`serve`] (which owns the
 //! sockets), while a router mounted elsewhere still bounds its memory and catches it up from
-//! the log.
+//! the log. So are the connection bounds (header and idle timeouts, connections per address);
+//! the publish body's deadline and its early 413 belong to the router, wherever it is mounted.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
