@@ -211,6 +211,23 @@ pub(crate) struct Tuning {
     /// Most open connections at once (more are answered 503 with Retry-After).
     #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Most open connections from one client address (IPv6: per /64); more are answered 429.
+    /// Behind a reverse proxy every connection comes from the proxy: raise it there.
+    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+          value_parser = parse_connection_cap)]
+    max_connections_per_client: usize,
+    /// Close a new connection that has not sent a complete request head (TLS handshake
+    /// included) within this time.
+    #[arg(long, default_value = "30s", value_parser = parse_connection_timeout)]
+    header_read_timeout: Duration,
+    /// Answer 408 and close when a request body has not arrived whole within this time of its
+    /// headers.
+    #[arg(long, default_value = "30s", value_parser = parse_connection_timeout)]
+    body_read_timeout: Duration,
+    /// Close a connection with no request in flight for this long (HTTP/1.1 keep-alive;
+    /// HTTP/2 with no open stream, pings do not count).
+    #[arg(long, default_value = "65s", value_parser = parse_connection_timeout)]
+    idle_timeout: Duration,
     /// On shutdown, wait at most this long for connections to end.
     #[arg(long, default_value = "10s", value_parser = crate::duration::parse)]
     drain_timeout: Duration,
@@ -220,6 +237,31 @@ pub(crate) struct Tuning {
     /// Keep events at most this long (0s: no age limit).
     #[arg(long, default_value = "24h", value_parser = crate::duration::parse)]
     retention_age: Duration,
+}
+
+/// The longest connection timeout accepted: past an hour, a timeout that exists to free slots
+/// from stalled clients no longer does.
+const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// A connection timeout: more than zero (zero would close every connection at once), at most
+/// [`MAX_CONNECTION_TIMEOUT`].
+fn parse_connection_timeout(s: &str) -> Result<Duration, String> {
+    let d = crate::duration::parse_positive(s)?;
+    if d > MAX_CONNECTION_TIMEOUT {
+        return Err(format!(
+            "{s:?} is too long: at most 1h (a timeout that frees stalled connections must end)"
+        ));
+    }
+    Ok(d)
+}
+
+/// A per-address connection cap: at least 1 (0 would refuse every connection).
+fn parse_connection_cap(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would refuse every connection); to not cap per address, set it to --max-connections".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a number of connections")),
+    }
 }
 
 fn parse_redis_prefix(s: &str) -> Result<String, String> {
@@ -317,6 +359,10 @@ async fn serve(args: Args, mut config: HubConfig) -> anyhow::Result<()> {
     config.max_topics = args.tuning.max_topics;
     config.drain_timeout = args.tuning.drain_timeout;
     config.max_connections = args.tuning.max_connections;
+    config.max_connections_per_client = args.tuning.max_connections_per_client;
+    config.header_read_timeout = args.tuning.header_read_timeout;
+    config.body_read_timeout = args.tuning.body_read_timeout;
+    config.idle_timeout = args.tuning.idle_timeout;
     config.static_dir = args.static_dir.clone();
     if args.no_metrics_topic {
         config.metrics_interval = None;

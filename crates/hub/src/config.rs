@@ -39,6 +39,26 @@ pub struct HubConfig {
     /// answered 503 with `Retry-After` and closed. Default
     /// [`HubConfig::DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// Most open connections from one client address (IPv6: per /64), so that one address
+    /// cannot take every [`HubConfig::max_connections`] slot; past it, a new connection from that
+    /// address is answered 429 with `Retry-After` and closed. Only enforced by [`crate::serve`].
+    /// Behind a reverse proxy every connection comes from the proxy: raise it to
+    /// `max_connections` there. Default [`HubConfig::DEFAULT_MAX_CONNECTIONS_PER_CLIENT`].
+    pub max_connections_per_client: usize,
+    /// A new connection must send its first complete request head within this time, TLS
+    /// handshake included (later requests on it: the same time from their first byte); past it
+    /// the connection is closed. Only enforced by [`crate::serve`]. Default
+    /// [`HubConfig::DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// A request body (`POST /publish`) must arrive whole within this time of its headers; past
+    /// it the request is answered 408 and the connection closed. Enforced by the router. Default
+    /// [`HubConfig::DEFAULT_BODY_READ_TIMEOUT`].
+    pub body_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed: HTTP/1.1 keep-alive
+    /// between requests, HTTP/2 with no open stream (PING and SETTINGS frames do not count), a
+    /// GOAWAY first on HTTP/2. An open SSE stream is a request in flight. Only enforced by
+    /// [`crate::serve`]. Default [`HubConfig::DEFAULT_IDLE_TIMEOUT`].
+    pub idle_timeout: Duration,
     /// Serve this directory at `/` instead of the demo page.
     pub static_dir: Option<PathBuf>,
     /// Token verification. `None`: the hub is anonymous (anyone may publish and subscribe, and
@@ -83,6 +103,21 @@ impl HubConfig {
     /// 50,000: five times the 10,000 subscribers one machine is sized for; the file descriptor
     /// limit usually binds first.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 50_000;
+    /// 2,000 connections per address: an address's 1,000 streams
+    /// ([`HubConfig::DEFAULT_MAX_STREAMS_PER_CLIENT`]) on HTTP/1.1 with room for its publishes,
+    /// while 25 addresses are needed to fill the default 50,000 slots.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 2_000;
+    /// 30 s: a phone on a bad network sends a request head in well under a second; a client
+    /// that drips its headers (slowloris) holds a slot for at most this long.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// 30 s: a whole 1 MiB body ([`HubConfig::DEFAULT_MAX_BODY_BYTES`]) at 35 KB/s, slower than
+    /// any real publisher; a body that stalls frees its slot after that.
+    pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// 65 s: a little above the 60 s idle timeout of common load balancers (AWS ALB, nginx's
+    /// `keepalive_timeout`), so that the hub is not the side closing a connection that a
+    /// balancer is about to reuse; an idle connection (or an HTTP/2 one that only pings) is
+    /// freed after it.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(65);
     /// 1,000 streams per address: a browser opens a handful, a server-side consumer a few
     /// hundred; the fan-out benchmark's 10,000 subscribers spread over 50 loopback addresses
     /// stay at 200 each.
@@ -105,6 +140,10 @@ impl Default for HubConfig {
             drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
             shutdown_jitter: Self::DEFAULT_SHUTDOWN_JITTER,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: Self::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: Self::DEFAULT_BODY_READ_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             static_dir: None,
             auth: None,
             allow_anonymous_subscribers: false,

@@ -79,6 +79,17 @@ impl ApiError {
         )
     }
 
+    /// 408: the request body did not arrive within `timeout` of its headers.
+    pub fn request_timeout(timeout: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} ms of its headers",
+                timeout.as_millis()
+            ),
+        )
+    }
+
     /// 415: neither JSON nor a form.
     pub fn unsupported_media_type() -> Self {
         Self::new(

@@ -28,7 +28,8 @@
 //!
 //! Limits: a slow client is only closed by [`serve`] (which owns the
 //! sockets), while a router mounted elsewhere still bounds its memory and catches it up from
-//! the log.
+//! the log. So are the connection bounds (header and idle timeouts, connections per address);
+//! the publish body's deadline and its early 413 belong to the router, wherever it is mounted.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use axum::{Extension, Router};
 use bytes::Bytes;
 
 pub mod auth;
+mod body;
 mod broker;
 mod config;
 mod cors;
@@ -132,7 +134,13 @@ impl Hub {
     pub fn router(&self) -> Router {
         let router = Router::new()
             .route("/events", get(sse::events))
-            .route("/publish", post(publish_handler))
+            .route(
+                "/publish",
+                post(publish_handler).layer(axum::middleware::from_fn_with_state(
+                    self.shared.clone(),
+                    body::read_within_limits,
+                )),
+            )
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics_handler))
             .route("/dashboard", get(dashboard))

@@ -5,16 +5,25 @@
 //! HTTP/2 preface); with [`crate::HubConfig::tls`], TLS with ALPN `h2` and `http/1.1`. A first
 //! plain HTTP/1 `GET /events` is served directly on the socket ([`stream_events`]); everything
 //! else goes through hyper.
+//!
+//! Bounds on connections that never finish a request (each a [`crate::HubConfig`] field):
+//! a first request head within `header_read_timeout` of the accept (one deadline, whether the
+//! head is read here or by hyper, TLS handshake included); no request in flight for
+//! `idle_timeout` closes the connection (HTTP/1.1 keep-alive, HTTP/2 with no open stream); at
+//! most `max_connections_per_client` connections per address. A failing `accept` (out of file
+//! descriptors) is retried with a bounded exponential backoff, logged once per burst.
 
 mod tls;
 
 pub use tls::{TlsConfig, TlsError};
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -28,8 +37,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
-use tokio::time::Sleep;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
 use tower_http::add_extension::AddExtension;
 
 use crate::Hub;
@@ -39,14 +48,22 @@ use crate::metrics::Metrics;
 /// room for a long topic list and cookies, while hyper still starts every connection at its 8 KiB
 /// minimum. A publish body is not held whole here: it is read up to its own limit.
 const MAX_CONNECTION_BUF: usize = 16 * 1024;
-/// A client must send its request head (or finish its TLS handshake) within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most concurrent HTTP/2 streams per connection: far more than the SSE streams and publishes of
 /// one page, while one connection (one permit of `max_connections`) cannot hold thousands.
 const MAX_H2_STREAMS: u32 = 256;
 /// Most bytes hyper queues per HTTP/2 stream before a write waits (hyper's default is 400 KiB):
 /// an SSE stream already bounds its unsent bytes in the hub (`max_unsent_bytes`).
 const MAX_H2_SEND_BUF: usize = 64 * 1024;
+
+/// The first wait after a failed `accept`; each further failure in a row doubles it.
+const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
+/// The longest wait between `accept` attempts while they fail: a hub out of file descriptors
+/// answers again within a second of some being freed, and retries at most once a second.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How long an idle connection being closed may take to finish: HTTP/2 sends GOAWAY, then waits
+/// for a PING round trip before closing; a client that never answers is cut after this.
+const MAX_IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves `hub` on `listener` until `shutdown` resolves, then: stops accepting, ends every open
 /// stream with a jittered `retry:`, waits up to [`crate::HubConfig::drain_timeout`] for
@@ -61,34 +78,72 @@ pub async fn serve(
     let write_timeout = hub.config().write_timeout;
     let drain_timeout = hub.config().drain_timeout;
     let tls = hub.config().tls.clone();
+    let timeouts = Timeouts {
+        header: hub.config().header_read_timeout,
+        idle: hub.config().idle_timeout,
+    };
+    let per_client = Arc::new(ClientConnections::new(
+        hub.config().max_connections_per_client,
+    ));
     // Every connection holds a receiver: `closed()` on the sender resolves once all are gone.
     let (signal, watcher) = watch::channel(false);
     // A permit per connection (mini-redis style): past the cap, a connection gets a 503.
     let permits = Arc::new(Semaphore::new(hub.config().max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_PENDING_REFUSALS));
+    // `accept` failures in a row: the backoff grows with them, and only the first is logged.
+    let mut failures: u32 = 0;
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(err) => {
-                    // Out of file descriptors and the like: wait a little instead of spinning.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            // Past that many answers in flight, close at once: a flood cannot pile up tasks.
-            if let Ok(slot) = refusals.clone().try_acquire_owned() {
-                tokio::spawn(async move {
-                    refuse_busy(stream).await;
-                    drop(slot);
-                });
+        let (stream, peer) = match accepted {
+            Ok(conn) => {
+                if failures > 0 {
+                    tracing::info!(failures, "accepting connections again");
+                    failures = 0;
+                }
+                conn
             }
-            continue;
+            Err(err) => {
+                // Out of file descriptors and the like: the pending connection stays queued, so
+                // retrying at once would spin; wait longer after each failure instead.
+                if failures == 0 {
+                    tracing::warn!(
+                        %err,
+                        "accept failed; retrying with backoff until it succeeds (out of file descriptors? raise `ulimit -n` or lower --max-connections)"
+                    );
+                }
+                failures = failures.saturating_add(1);
+                let delay = MIN_ACCEPT_BACKOFF
+                    .saturating_mul(1 << (failures - 1).min(16))
+                    .min(MAX_ACCEPT_BACKOFF);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let refusal = match per_client.acquire(peer.ip()) {
+            Some(client) => match permits.clone().try_acquire_owned() {
+                Ok(permit) => Ok((permit, client)),
+                Err(_) => Err(Refusal::Busy),
+            },
+            None => Err(Refusal::PerClient(per_client.max)),
+        };
+        let (permit, client) = match refusal {
+            Ok(held) => held,
+            Err(refusal) => {
+                // Past that many answers in flight, close at once: a flood cannot pile up tasks.
+                if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        refuse_busy(stream, refusal).await;
+                        drop(slot);
+                    });
+                }
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         // The client address, for the per-client limits (read as axum's `ConnectInfo`).
@@ -107,14 +162,18 @@ pub async fn serve(
                         &tls,
                         service,
                         write_timeout,
+                        timeouts,
                         &metrics,
                         watcher,
                     ))
                     .await;
                 }
-                None => connection(stream, service, write_timeout, &metrics, watcher).await,
+                None => {
+                    connection(stream, service, write_timeout, timeouts, &metrics, watcher).await;
+                }
             }
             Metrics::dec(&metrics.connections);
+            drop(client);
             drop(permit);
         });
     }
@@ -145,15 +204,37 @@ const MAX_PENDING_REFUSALS: usize = 1024;
 /// How long a connection past the cap may take to send its request head before its 503.
 const BUSY_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Answers a connection past [`crate::HubConfig::max_connections`] with a 503 and closes it.
+/// Why a new connection is refused before it is served.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    /// [`crate::HubConfig::max_connections`] are open: 503.
+    Busy,
+    /// This many are open from the client's address
+    /// ([`crate::HubConfig::max_connections_per_client`]): 429.
+    PerClient(usize),
+}
+
+/// Answers a connection past [`crate::HubConfig::max_connections`] with a 503 (past
+/// [`crate::HubConfig::max_connections_per_client`], a 429) and closes it.
 /// The request head is read first (briefly, into a small buffer) so that closing does not reset
 /// the connection before the client reads the answer.
-async fn refuse_busy(mut stream: TcpStream) {
+async fn refuse_busy(mut stream: TcpStream, refusal: Refusal) {
     let mut buf = [0u8; 1024];
     let _ = tokio::time::timeout(BUSY_READ_TIMEOUT, stream.read(&mut buf)).await;
-    let body = r#"{"error":"the hub is at its connection limit: try again shortly"}"#;
+    let (status, body) = match refusal {
+        Refusal::Busy => (
+            "503 Service Unavailable",
+            r#"{"error":"the hub is at its connection limit: try again shortly"}"#.to_owned(),
+        ),
+        Refusal::PerClient(max) => (
+            "429 Too Many Requests",
+            format!(
+                r#"{{"error":"too many connections from this address (at most {max}): close one first"}}"#
+            ),
+        ),
+    };
     let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -171,10 +252,13 @@ async fn connection(
     mut stream: TcpStream,
     service: Service,
     write_timeout: Duration,
+    timeouts: Timeouts,
     metrics: &Arc<Metrics>,
     watcher: watch::Receiver<bool>,
 ) {
-    let first = match tokio::time::timeout(HEADER_READ_TIMEOUT, read_first(&mut stream)).await {
+    // One deadline for the first request head, here and then in hyper (not one each).
+    let deadline = Instant::now() + timeouts.header;
+    let first = match tokio::time::timeout_at(deadline, read_first(&mut stream)).await {
         Ok(Ok(first)) => first,
         // No complete request head in time, or the socket failed: nothing to answer.
         Ok(Err(_)) | Err(_) => return,
@@ -192,46 +276,58 @@ async fn connection(
     // Boxed: a task is allocated at the size of its largest state, and hyper's connection state
     // (HTTP/1 and HTTP/2) is several KiB. Inline, every direct SSE stream would carry that
     // unused room for its whole life.
-    Box::pin(serve_hyper(io, service, watcher)).await;
+    Box::pin(serve_hyper(io, service, watcher, deadline, timeouts)).await;
 }
 
-/// One TLS connection: the handshake (bounded by [`HEADER_READ_TIMEOUT`]), then hyper with
-/// HTTP/2 or HTTP/1.1. The stall guard sits under TLS, on the socket, where a client that stops
-/// reading shows.
+/// One TLS connection: the handshake, then hyper with HTTP/2 or HTTP/1.1 (the handshake and the
+/// first request head within one `header_read_timeout`). The stall guard sits under TLS, on the
+/// socket, where a client that stops reading shows.
 async fn tls_connection(
     stream: TcpStream,
     tls: &TlsConfig,
     service: Service,
     write_timeout: Duration,
+    timeouts: Timeouts,
     metrics: &Arc<Metrics>,
     watcher: watch::Receiver<bool>,
 ) {
+    let deadline = Instant::now() + timeouts.header;
     let guarded = StallGuard::new(stream, write_timeout, metrics.clone());
-    let stream =
-        match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.acceptor().accept(guarded)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(err)) => {
-                // Plain HTTP on the TLS port, a client that does not trust the certificate, ...
-                tracing::debug!(%err, "TLS handshake failed");
-                return;
-            }
-            Err(_) => return,
-        };
-    serve_hyper(stream, service, watcher).await;
+    let stream = match tokio::time::timeout_at(deadline, tls.acceptor().accept(guarded)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => {
+            // Plain HTTP on the TLS port, a client that does not trust the certificate, ...
+            tracing::debug!(%err, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    serve_hyper(stream, service, watcher, deadline, timeouts).await;
 }
 
 /// Serves `io` with hyper, HTTP/1.1 or HTTP/2 (told apart by the HTTP/2 preface), until the
 /// client is done or shutdown is signalled; then in-flight responses finish (streams were just
 /// told to end) and HTTP/2 sends GOAWAY.
-async fn serve_hyper<I>(io: I, service: Service, mut watcher: watch::Receiver<bool>)
-where
+///
+/// Idle connections are closed here, as hyper has no such timer: with no request in flight, a
+/// connection whose first request head is not in by `first_deadline`, or that stayed without a
+/// request for `timeouts.idle` (since it opened or since its last response ended), is closed.
+/// HTTP/1.1 keep-alive and HTTP/2 alike: PING and SETTINGS frames are not requests.
+async fn serve_hyper<I>(
+    io: I,
+    service: Service,
+    mut watcher: watch::Receiver<bool>,
+    first_deadline: Instant,
+    timeouts: Timeouts,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // For later requests on the connection (the first one is bounded by `first_deadline`).
+        .header_read_timeout(timeouts.header)
         .max_buf_size(MAX_CONNECTION_BUF);
     builder
         .http2()
@@ -239,19 +335,201 @@ where
         .max_concurrent_streams(MAX_H2_STREAMS)
         .max_send_buf_size(MAX_H2_SEND_BUF)
         .max_header_list_size(MAX_CONNECTION_BUF as u32);
+    let activity = Arc::new(Activity::default());
+    let service = Tracked {
+        inner: service,
+        activity: activity.clone(),
+    };
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(err) = result {
-                tracing::debug!(%err, "connection ended with an error");
+    let mut idle_since = Instant::now();
+    loop {
+        // Taken before reading the count: a change after the read still wakes this loop.
+        let changed = activity.changed.notified();
+        let idle_until = match activity.in_flight.load(Ordering::Acquire) {
+            0 if activity.seen.load(Ordering::Acquire) => Some(idle_since + timeouts.idle),
+            0 => Some(first_deadline.min(idle_since + timeouts.idle)),
+            _ => None,
+        };
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%err, "connection ended with an error");
+                }
+                return;
+            }
+            () = async { let _ = watcher.wait_for(|stop| *stop).await; } => {
+                // Finish the response in flight (streams were just told to end), then close.
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+                return;
+            }
+            () = changed => {
+                idle_since = Instant::now();
+            }
+            () = tokio::time::sleep_until(idle_until.unwrap_or(first_deadline)),
+                if idle_until.is_some() =>
+            {
+                if !activity.seen.load(Ordering::Acquire) {
+                    // Not one complete request: nothing to finish, nothing to answer.
+                    tracing::debug!("closing a connection that sent no request in time");
+                    return;
+                }
+                tracing::debug!("closing an idle connection");
+                // HTTP/2: GOAWAY, then close; HTTP/1.1 between requests: close.
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(MAX_IDLE_CLOSE_GRACE, conn).await;
+                return;
             }
         }
-        () = async { let _ = watcher.wait_for(|stop| *stop).await; } => {
-            // Finish the response in flight (streams were just told to end), then close.
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+    }
+}
+
+/// The connection timeouts of [`serve`], from [`crate::HubConfig`].
+#[derive(Clone, Copy, Debug)]
+struct Timeouts {
+    /// [`crate::HubConfig::header_read_timeout`].
+    header: Duration,
+    /// [`crate::HubConfig::idle_timeout`].
+    idle: Duration,
+}
+
+/// Open connections per client address (IPv6: per /64, as [`crate::limits::client_key`]). An
+/// entry exists only while its count is above zero. A std `Mutex`: held for one map update, never
+/// across an await.
+struct ClientConnections {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ClientConnections {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: Mutex::default(),
         }
+    }
+
+    /// Counts one more connection from `ip`, or `None` at the cap.
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<ClientConnection> {
+        let key = crate::limits::client_key(ip);
+        // Plain counters: a panic while holding the lock cannot leave them inconsistent.
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.max {
+            if *n == 0 {
+                open.remove(&key);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(ClientConnection {
+            table: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One counted connection of [`ClientConnections`]; uncounted on drop.
+struct ClientConnection {
+    table: Arc<ClientConnections>,
+    key: IpAddr,
+}
+
+impl Drop for ClientConnection {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// What the idle timer of [`serve_hyper`] watches on one connection.
+#[derive(Default)]
+struct Activity {
+    /// Requests whose response has not ended yet (an open SSE stream is one).
+    in_flight: AtomicUsize,
+    /// Whether a request head ever arrived complete.
+    seen: AtomicBool,
+    /// Notified when `in_flight` changes.
+    changed: Notify,
+}
+
+/// One request in flight of an [`Activity`]; ends when the response body is dropped (sent
+/// whole, or the stream reset).
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.seen.store(true, Ordering::Release);
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.changed.notify_one();
+        Self(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_one();
+    }
+}
+
+/// The hub's service, counting requests in flight for the idle timer.
+struct Tracked {
+    inner: Service,
+    activity: Arc<Activity>,
+}
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for Tracked {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    // Boxed: the router's future has no name to write here; one allocation per request on the
+    // hyper path (the direct SSE path does not come here).
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
+        let in_flight = InFlight::new(self.activity.clone());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| {
+                Body::new(Counted {
+                    inner: body,
+                    _in_flight: in_flight,
+                })
+            }))
+        })
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] until it is dropped.
+struct Counted {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl axum::body::HttpBody for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -351,7 +629,13 @@ fn response_head(parts: axum::http::response::Parts, body: &Body) -> Box<[u8]> {
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    if let Some(len) = axum::body::HttpBody::size_hint(body).exact() {
+    // The router already sets it for a body of exact size (every refusal): a second copy makes
+    // strict parsers (Node's `http`, `fetch`) fail the response before reading its status.
+    if !parts
+        .headers
+        .contains_key(axum::http::header::CONTENT_LENGTH)
+        && let Some(len) = axum::body::HttpBody::size_hint(body).exact()
+    {
         head.extend_from_slice(format!("content-length: {len}\r\n").as_bytes());
     }
     head.extend_from_slice(b"connection: close\r\n\r\n");

@@ -39,8 +39,22 @@ impl Hub {
         Self::start_at_with_env(addr, args, &[])
     }
 
+    /// [`Hub::start`] with at most `nofile` open file descriptors (`prlimit`, which then runs
+    /// herald in its own process: the pid is herald's).
+    pub fn start_with_fd_limit(nofile: u64, args: &[&str]) -> Hub {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(env!("CARGO_BIN_EXE_herald"));
+        Self::spawn(command, "127.0.0.1:0", args, &[])
+    }
+
     fn start_at_with_env(addr: &str, args: &[&str], env: &[(&str, &str)]) -> Hub {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_herald")), addr, args, env)
+    }
+
+    fn spawn(mut command: Command, addr: &str, args: &[&str], env: &[(&str, &str)]) -> Hub {
+        let mut child = command
             .arg("serve")
             .args(["--addr", addr])
             .args(args)
