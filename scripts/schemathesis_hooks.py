@@ -8,15 +8,6 @@ at most one `Content-Length`, and never one beside `Transfer-Encoding`.
 
 import schemathesis
 
-# Responses whose framing is known to be wrong, as (method, path, statuses): each names its bug
-# and goes with the fix.
-KNOWN_BAD_FRAMING = [
-    # Issue 13, item 1: every refusal of GET /events on the direct SSE path (400 bad topic, 401,
-    # 429) carries `content-length` twice. Reproduce: `curl -si 'http://127.0.0.1:PORT/events'`.
-    ("GET", "/events", (400, 401, 429)),
-]
-
-
 def _values(response, name):
     return [v for key, values in response.headers.items() if key.lower() == name for v in values]
 
@@ -24,9 +15,6 @@ def _values(response, name):
 @schemathesis.check
 def message_framing(ctx, response, case):
     """At most one Content-Length, and none beside Transfer-Encoding (RFC 9112, 6.1 and 6.3)."""
-    for method, path, statuses in KNOWN_BAD_FRAMING:
-        if case.method.upper() == method and case.path == path and response.status_code in statuses:
-            return None
     lengths = _values(response, "content-length")
     if len(lengths) > 1:
         raise AssertionError(
