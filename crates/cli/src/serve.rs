@@ -56,7 +56,9 @@ pub(crate) struct Args {
     /// Address to listen on. Non-loopback addresses need a JWT key or --allow-anonymous.
     #[arg(long, default_value = "127.0.0.1:3000", env = "HERALD_ADDR")]
     addr: SocketAddr,
-    /// Directory of the embedded store.
+    /// Directory of the embedded store (events.redb, and the herald-data-dir marker that makes a
+    /// missing or empty events.redb an error, not a new start: move the whole directory away to
+    /// start fresh).
     #[arg(long, default_value = "./herald-data", env = "HERALD_DATA_DIR")]
     data_dir: PathBuf,
     /// Event store.

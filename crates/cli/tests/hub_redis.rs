@@ -142,6 +142,52 @@ fn a_redis_restart_is_ridden_out() {
     assert_eq!(got, ["before", "after"]);
 }
 
+/// Polls `GET /healthz` until its status is `want`; answers its body.
+fn wait_health(hub: &Hub, want: u16) -> serde_json::Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (status, body) = hub.request("GET", "/healthz", &[], b"");
+        if status == want {
+            return serde_json::from_str(&body).expect("JSON health");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "healthz stayed {status}, not {want}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn healthz_fails_while_redis_is_down_and_recovers_after() {
+    let mut redis = RedisServer::start();
+    let a = hub(&redis, &[]);
+    assert_eq!(wait_health(&a, 200)["status"], "ok");
+
+    redis.stop();
+    let health = wait_health(&a, 503);
+    assert_eq!(health["store"], "redis", "{health}");
+    assert!(
+        health["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{health}"
+    );
+    let (status, head, body) = a.request_full(
+        "POST",
+        "/publish",
+        &[("Content-Type", "application/json")],
+        br#"{"topic":"t","data":"during"}"#,
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nretry-after: "),
+        "{head}"
+    );
+    assert!(a.metric("herald_store_errors_total") >= 1);
+
+    redis.restart();
+    assert_eq!(wait_health(&a, 200)["status"], "ok");
+}
+
 /// An id as a comparable pair.
 #[derive(PartialEq, Eq, PartialOrd, Ord, Debug)]
 struct Id(u64, u64);

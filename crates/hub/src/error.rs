@@ -5,6 +5,10 @@ use axum::http::StatusCode;
 use axum::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::response::{IntoResponse, Response};
 
+/// The `Retry-After` of a 503 for a store that cannot be reached or cannot write now: the
+/// embedded store tries to recover every second, and a Redis reconnection takes about as long.
+pub const STORE_RETRY_AFTER_SECS: u64 = 1;
+
 /// A refused request: an HTTP status and a message for the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {message}")]
@@ -122,7 +126,10 @@ impl ApiError {
 impl From<crate::log::LogError> for ApiError {
     fn from(err: crate::log::LogError) -> Self {
         match err {
-            crate::log::LogError::Unavailable(_) => Self::unavailable(err.to_string()),
+            // The store says it may work again (a full disk freed, Redis back): say when to retry.
+            crate::log::LogError::Unavailable(_) => {
+                Self::unavailable(err.to_string()).with_retry_after(STORE_RETRY_AFTER_SECS)
+            }
             _ => Self::internal(err.to_string()),
         }
     }
@@ -157,5 +164,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(&body[..], br#"{"error":"missing \"topic\""}"#);
+    }
+
+    #[test]
+    fn an_unavailable_store_is_503_with_retry_after() {
+        let err = ApiError::from(crate::log::LogError::Unavailable("the disk is full".into()));
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(err.message().contains("the disk is full"), "{err}");
+        let response = err.into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
     }
 }

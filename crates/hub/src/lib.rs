@@ -61,7 +61,7 @@ pub mod topic;
 
 pub use config::HubConfig;
 pub use cors::{CORS_MAX_AGE, CorsError, CorsOrigins};
-pub use error::ApiError;
+pub use error::{ApiError, STORE_RETRY_AFTER_SECS};
 pub use limits::{MAX_RATE_ENTRIES, PublishRate};
 pub use metrics::Metrics;
 pub use publish::{MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, RESERVED_TYPE_PREFIX};
@@ -170,7 +170,7 @@ impl Hub {
     /// durable. No token is checked: the calling code is trusted.
     pub async fn publish(&self, mut event: NewEvent) -> Result<Appended, ApiError> {
         publish::validate(&mut event)?;
-        let appended = self.shared.log.append(event).await?;
+        let appended = append(&self.shared, event).await?;
         if !appended.duplicate {
             Metrics::inc(&self.shared.metrics.published);
         }
@@ -249,7 +249,7 @@ async fn publish_handler(
             event.topic
         )));
     }
-    let appended = shared.log.append(event).await?;
+    let appended = append(&shared, event).await?;
     if !appended.duplicate {
         Metrics::inc(&shared.metrics.published);
     }
@@ -257,11 +257,44 @@ async fn publish_handler(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-async fn healthz() -> impl IntoResponse {
-    (
+/// Appends to the log, counting a failure in `herald_store_errors_total`.
+async fn append(shared: &Shared, event: NewEvent) -> Result<Appended, log::LogError> {
+    let appended = shared.log.append(event).await;
+    if appended.is_err() {
+        Metrics::inc(&shared.metrics.store_errors);
+    }
+    appended
+}
+
+/// `200 {"status":"ok"}` while the store can take publishes; `503` naming the store and why
+/// while it cannot (a full disk, Redis down), so that a load balancer or an orchestrator can
+/// see it. The store answers from what it last saw: the probe never waits on a sick disk.
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let health = shared.log.health();
+    let (status, body) = match &health.problem {
+        None => (StatusCode::OK, serde_json::json!({ "status": "ok" })),
+        Some(problem) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({
+                "status": "failing",
+                "store": health.store,
+                "error": problem,
+            }),
+        ),
+    };
+    let mut response = (
+        status,
         [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
+        body.to_string(),
     )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(error::STORE_RETRY_AFTER_SECS),
+        );
+    }
+    response
 }
 
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

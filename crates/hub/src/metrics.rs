@@ -20,6 +20,9 @@ pub struct Metrics {
     pub slow_clients_closed: AtomicU64,
     /// Bytes of SSE frames handed to connections.
     pub bytes_out: AtomicU64,
+    /// Store operations of a request (publish, replay read) that failed: a disk that is full or
+    /// failing, Redis down. Alert on its rate; `GET /healthz` says whether it is still failing.
+    pub store_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -35,7 +38,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 7] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 8] = [
             (
                 "herald_connections",
                 "gauge",
@@ -78,6 +81,12 @@ impl Metrics {
                 "Bytes of SSE frames sent.",
                 &self.bytes_out,
             ),
+            (
+                "herald_store_errors_total",
+                "counter",
+                "Store operations of requests (publish, replay) that failed.",
+                &self.store_errors,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, kind, help, value) in rows {
@@ -101,6 +110,6 @@ mod tests {
         let text = m.render();
         assert!(text.contains("herald_published_total 2\n"), "{text}");
         assert!(text.contains("# TYPE herald_connections gauge\n"));
-        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 7);
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 8);
     }
 }

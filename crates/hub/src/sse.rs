@@ -234,6 +234,7 @@ impl SubscriberStream {
                         // End the stream: the client reconnects with its Last-Event-ID and
                         // resumes exactly where it stopped.
                         tracing::warn!(%err, "catch-up read failed; ending the stream");
+                        Metrics::inc(&self.shared.metrics.store_errors);
                         return Poll::Ready(None);
                     }
                 }

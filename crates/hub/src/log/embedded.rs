@@ -28,6 +28,22 @@
 //! clock went backwards; `trimmed_id` (the highest id retention removed) answers
 //! [`ReadBatch::truncated`] after a restart.
 //!
+//! Beside the file, [`MARKER_FILE_NAME`] says that the directory was initialised: a directory
+//! with the marker but no (or an empty) log file is refused at open, never taken for a new one,
+//! since that would start over with no events, old ids and forgotten idempotency keys. The
+//! marker is a file of its own because it must survive exactly what happens to the log file
+//! (truncated, deleted, a failed copy); a record inside the log would go with it.
+//!
+//! # When the disk fails (full, I/O error)
+//!
+//! After an I/O error redb refuses every later operation until the database is reopened. The
+//! writer then drops the database (reads answer [`LogError::Unavailable`] meanwhile), answers
+//! every append at once with [`LogError::Unavailable`] saying why ("the disk is full"), and tries
+//! to reopen it every [`DEFAULT_RECOVERY_INTERVAL`]. Reopening recovers the last committed
+//! state (redb keeps the previous commit), so nothing acknowledged is lost; ids go on after the
+//! newest on disk and idempotency keys are kept. [`Log::health`] reports the problem until a
+//! reopen (which commits a transaction) succeeds.
+//!
 //! [redb]: https://docs.rs/redb
 
 use std::fmt::Display;
@@ -48,12 +64,21 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, oneshot, watch};
 use super::clock::{self, Clock};
 use super::codec::{self, Record};
 use super::{
-    Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoredEvent,
-    TAIL_CAPACITY, age_cutoff, closed_tail, is_truncated, next_id,
+    Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoreHealth,
+    StoredEvent, TAIL_CAPACITY, age_cutoff, closed_tail, is_truncated, next_id,
 };
 
 /// The name of the log's file in the data directory.
 pub const FILE_NAME: &str = "events.redb";
+
+/// The name of the file, beside [`FILE_NAME`], that says the directory was initialised by
+/// herald: while it exists, a missing or empty log file is damage, not a new directory.
+pub const MARKER_FILE_NAME: &str = "herald-data-dir";
+
+/// How often the writer tries to reopen the database after an I/O error (e.g. a full disk):
+/// often enough that publishes work again about a second after space is freed, rarely enough
+/// that a disk that stays full costs nothing noticeable (a reopen reads the file).
+pub const DEFAULT_RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// At most this many appends share one transaction: enough to amortise an fsync over every
 /// publisher of a busy moment, few enough that one transaction stays small (a few MB at most for
@@ -107,8 +132,13 @@ const META_TRIMMED: &str = "trimmed_id";
 /// # }).unwrap();
 /// ```
 pub struct EmbeddedLog {
-    /// The database, for reads; taken by [`Log::close`] so that the file is released.
-    db: Mutex<Option<Arc<Database>>>,
+    /// The database, for reads; taken by [`Log::close`] so that the file is released, and by the
+    /// writer while it recovers from an I/O error (it puts the reopened one back).
+    db: Arc<Mutex<Option<Arc<Database>>>>,
+    /// Why the store cannot write now (set and cleared by the writer only), for [`Log::health`]
+    /// and reads. A std `Mutex`: only touched when the writer's state changes and by health
+    /// probes, never on the append path, never held across an `.await`.
+    problem: Arc<Mutex<Option<String>>>,
     /// The writer's queue; taken by [`Log::close`], after which appends are refused.
     requests: Mutex<Option<mpsc::Sender<Request>>>,
     /// Room in the writer's queue ([`MAX_QUEUED`]): an append holds a permit until it is written.
@@ -169,24 +199,28 @@ impl EmbeddedLog {
                 dir.display()
             ))
         })?;
-        // redb reports damage it can see as errors, but its docs allow a panic on some files
-        // corrupted outside redb: whatever the file holds, the caller gets an error.
-        let db = catch_unwind(AssertUnwindSafe(|| {
-            Database::builder()
-                .set_check_integrity_on_open(true)
-                .create(&path)
-        }))
-        .map_err(|_| fail("cannot open (unreadable or corrupt)", &"redb panicked"))?
-        .map_err(|e| fail("cannot open", &e))?;
+        check_not_damaged(dir, &path)?;
+        let db = open_database(&path).map_err(|e| damaged(dir, &path, &e))?;
         let (last, trimmed) = recover(&db).map_err(|e| fail("cannot recover", &e))?;
+        mark_initialised(dir).map_err(|e| {
+            fail(
+                &format!("cannot write {MARKER_FILE_NAME} beside"),
+                &e.to_string(),
+            )
+        })?;
 
         let db = Arc::new(db);
+        let shared_db = Arc::new(Mutex::new(Some(Arc::clone(&db))));
+        let problem = Arc::new(Mutex::new(None));
         let (tail, _) = broadcast::channel(TAIL_CAPACITY);
         let last_shared = Arc::new(Mutex::new(last));
         let (requests, receiver) = mpsc::channel();
         let (trimmed_watch, trimmed_seen) = watch::channel(trimmed);
         let writer = Writer {
-            db: Arc::clone(&db),
+            db: Some(db),
+            shared_db: Arc::clone(&shared_db),
+            problem: Arc::clone(&problem),
+            recovery_interval: DEFAULT_RECOVERY_INTERVAL,
             path: path.clone(),
             requests: receiver,
             tail: tail.clone(),
@@ -202,7 +236,8 @@ impl EmbeddedLog {
             .spawn(move || writer.run())
             .map_err(|e| fail("cannot start the writer thread for", &e))?;
         Ok(Self {
-            db: Mutex::new(Some(db)),
+            db: shared_db,
+            problem,
             requests: Mutex::new(Some(requests)),
             room: Arc::new(Semaphore::new(MAX_QUEUED)),
             tail: Mutex::new(Some(tail)),
@@ -243,11 +278,23 @@ impl EmbeddedLog {
         after: Option<EventId>,
         limit: usize,
     ) -> Result<ReadBatch, LogError> {
-        let db = lock(&self.db).clone().ok_or_else(closed)?;
+        let db = lock(&self.db).clone().ok_or_else(|| self.not_open())?;
         let cutoff = age_cutoff(&self.retention, (self.clock)());
         tokio::task::spawn_blocking(move || read(&db, after, limit, cutoff))
             .await
             .map_err(|e| LogError::Storage(format!("read failed: {e}")))?
+    }
+
+    /// Why there is no database to read: closed, or the writer is reopening it after an I/O error.
+    fn not_open(&self) -> LogError {
+        if lock(&self.requests).is_none() {
+            return closed();
+        }
+        match lock(&self.problem).clone() {
+            Some(problem) => LogError::Unavailable(problem),
+            // Between the writer dropping the database and it saying why: the same answer.
+            None => LogError::Unavailable("the event log is being reopened".into()),
+        }
     }
 
     async fn do_close(&self) -> Result<(), LogError> {
@@ -282,8 +329,132 @@ fn stopped() -> LogError {
     LogError::Storage("the log writer stopped".into())
 }
 
-fn storage(e: impl Display) -> LogError {
-    LogError::Storage(e.to_string())
+/// A redb error as a [`LogError`]: an I/O error (after which redb refuses everything until the
+/// database is reopened, see the module doc) is [`LogError::Unavailable`] saying what it is,
+/// e.g. "the disk is full"; anything else (corruption, a bug) is [`LogError::Storage`].
+fn storage(e: impl Into<redb::Error>) -> LogError {
+    match e.into() {
+        redb::Error::Io(io) => LogError::Unavailable(describe_io(&io)),
+        redb::Error::PreviousIo => LogError::Unavailable(
+            "an earlier I/O error stopped the event log; it is being reopened".into(),
+        ),
+        other => LogError::Storage(other.to_string()),
+    }
+}
+
+/// What an I/O error means for an operator: a full disk (ENOSPC) or quota (EDQUOT) is named as
+/// such, since it is the one they can fix by freeing space.
+fn describe_io(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::StorageFull => format!("the disk is full ({e})"),
+        ErrorKind::QuotaExceeded => format!("the disk quota is exceeded ({e})"),
+        _ => format!("I/O error ({e})"),
+    }
+}
+
+/// Opens (or creates) the database, checking the whole file. redb reports damage it can see as
+/// errors, but its docs allow a panic on some files corrupted outside redb: whatever the file
+/// holds, the caller gets an error.
+fn open_database(path: &Path) -> Result<Database, redb::DatabaseError> {
+    catch_unwind(AssertUnwindSafe(|| {
+        Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(path)
+    }))
+    .unwrap_or_else(|_| {
+        Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(
+            "the file is unreadable (redb panicked reading it)".into(),
+        )))
+    })
+}
+
+/// What to do about a damaged data directory, the same words in every such error.
+fn advice(dir: &Path, path: &Path) -> String {
+    format!(
+        "Restore {} from a backup; or, to start with an empty log on purpose (losing every \
+         event, and every id and idempotency key given so far), move the directory away \
+         (`mv {dir} {dir}.damaged`) and start herald again: it then creates a new one.",
+        path.display(),
+        dir = dir.display(),
+    )
+}
+
+/// Refuses a log file that is missing or empty in a directory that was initialised (it has the
+/// marker), and an empty log file in any directory: herald never leaves a 0-byte log behind, so
+/// one was truncated (or a copy failed) and starting on it would silently start from nothing.
+fn check_not_damaged(dir: &Path, path: &Path) -> Result<(), LogError> {
+    let marker = dir.join(MARKER_FILE_NAME);
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() && meta.len() == 0 => Err(LogError::Storage(format!(
+            "the event log {} is empty (0 bytes): it was truncated or a copy of it failed, and \
+             its events are gone. herald refuses to start on it as on a new data directory. {}",
+            path.display(),
+            advice(dir, path),
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && marker.exists() => {
+            Err(LogError::Storage(format!(
+                "the event log {} is missing, but {} says that herald initialised {}: the log \
+                 was deleted or not copied, and its events are gone. herald refuses to start \
+                 on it as on a new data directory. {}",
+                path.display(),
+                marker.display(),
+                dir.display(),
+                advice(dir, path),
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The error of a log file that redb could not open: damage gets the advice, a file in use or
+/// an I/O error says what it is.
+fn damaged(dir: &Path, path: &Path, e: &redb::DatabaseError) -> LogError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => LogError::Storage(format!(
+            "cannot open {}: another process has it open (is another herald serving this \
+             --data-dir?)",
+            path.display()
+        )),
+        // An error of the OS (permissions, a failing disk), not redb's verdict on the content
+        // ("not a redb database" comes as an I/O error without an OS code).
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.raw_os_error().is_some() => {
+            LogError::Storage(format!(
+                "cannot open {}: {}",
+                path.display(),
+                describe_io(io)
+            ))
+        }
+        _ => LogError::Storage(format!(
+            "cannot open the event log {}: it is damaged or not a herald event log ({e}). {}",
+            path.display(),
+            advice(dir, path),
+        )),
+    }
+}
+
+/// Writes [`MARKER_FILE_NAME`] once the log file holds its tables (if it is not there yet, as
+/// in a directory from before the marker), synced with its directory entry so that a crash
+/// cannot leave a log without it.
+fn mark_initialised(dir: &Path) -> std::io::Result<()> {
+    let marker = dir.join(MARKER_FILE_NAME);
+    if marker.exists() {
+        return Ok(());
+    }
+    let text = format!(
+        "This directory holds herald's event log ({FILE_NAME}).\n\
+         While this file exists, herald refuses to start if {FILE_NAME} is missing or empty,\n\
+         instead of starting from nothing. To start fresh on purpose, move the whole directory\n\
+         away; do not delete only {FILE_NAME}.\n"
+    );
+    let partial = dir.join(format!("{MARKER_FILE_NAME}.tmp"));
+    {
+        let mut file = std::fs::File::create(&partial)?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&partial, &marker)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn key(id: EventId) -> (u64, u64) {
@@ -364,7 +535,14 @@ fn read(
 
 /// The writer thread: the only one that writes to the database.
 struct Writer {
-    db: Arc<Database>,
+    /// `None` after an I/O error, until a reopen succeeds (see the module doc).
+    db: Option<Arc<Database>>,
+    /// [`EmbeddedLog::db`]: emptied on an I/O error, refilled on recovery.
+    shared_db: Arc<Mutex<Option<Arc<Database>>>>,
+    /// [`EmbeddedLog::problem`].
+    problem: Arc<Mutex<Option<String>>>,
+    /// How long after an I/O error (or a failed reopen) the writer tries to reopen.
+    recovery_interval: Duration,
     /// For error messages.
     path: PathBuf,
     requests: mpsc::Receiver<Request>,
@@ -389,17 +567,34 @@ struct Waiter {
 impl Writer {
     fn run(mut self) {
         let mut next_trim = Instant::now() + TRIM_INTERVAL;
+        let mut next_reopen = Instant::now();
         loop {
-            let wait = next_trim.saturating_duration_since(Instant::now());
+            // Checked here too, not only when idle: under a steady stream of publishes the
+            // queue never times out, and recovery must not wait for a quiet moment.
+            if self.db.is_none() && Instant::now() >= next_reopen {
+                self.reopen();
+                next_reopen = Instant::now() + self.recovery_interval;
+            }
+            let due = if self.db.is_some() {
+                next_trim
+            } else {
+                next_reopen
+            };
+            let wait = due.saturating_duration_since(Instant::now());
             let first = match self.requests.recv_timeout(wait) {
                 Ok(request) => request,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.trim_by_age();
-                    next_trim = Instant::now() + TRIM_INTERVAL;
+                    if self.db.is_some() {
+                        self.trim_by_age();
+                        next_trim = Instant::now() + TRIM_INTERVAL;
+                    }
                     continue;
                 }
                 // Every handle dropped without close: everything acknowledged is on disk already.
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    lock(&self.shared_db).take();
+                    return;
+                }
             };
             let mut batch = Vec::new();
             let mut bytes = 0;
@@ -426,10 +621,18 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
+                let was_open = self.db.is_some();
                 self.append_batch(batch);
+                if was_open && self.db.is_none() {
+                    // Broken by this batch: the first reopen is one interval away (appends
+                    // answered meanwhile must not push it back, or a busy hub never recovers).
+                    next_reopen = Instant::now() + self.recovery_interval;
+                }
             }
             if let Some(reply) = close {
-                // Release the file before answering, so that the caller may open it again.
+                // Release the file before answering, so that the caller may open it again (a
+                // reopen after an I/O error may have put it back after close took it).
+                lock(&self.shared_db).take();
                 drop(self);
                 let _ = reply.send(());
                 return;
@@ -446,7 +649,17 @@ impl Writer {
             events.push(event);
             waiters.push(waiter);
         }
-        match self.write(events, now) {
+        let Some(db) = self.db.clone() else {
+            // Recovering from an I/O error: answer at once, a publish must not hang on it.
+            let problem = lock(&self.problem).clone().unwrap_or_default();
+            for waiter in waiters {
+                let _ = waiter
+                    .reply
+                    .send(Err(LogError::Unavailable(problem.clone())));
+            }
+            return;
+        };
+        match self.write(&db, events, now) {
             Ok((outcomes, fresh)) => {
                 // Tail first, then answers: once a publisher hears back, its event is in the tail.
                 for event in fresh {
@@ -459,6 +672,13 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "event log write failed");
+                let e = match e {
+                    LogError::Unavailable(cause) => {
+                        let problem = self.break_down(&cause);
+                        LogError::Unavailable(problem)
+                    }
+                    other => other,
+                };
                 for waiter in waiters {
                     let _ = waiter.reply.send(Err(e.clone()));
                 }
@@ -466,14 +686,71 @@ impl Writer {
         }
     }
 
+    /// After an I/O error: redb refuses everything until the database is reopened, so let it
+    /// go (readers in flight hold it until they fail, which is at once) and say why. Answers
+    /// the problem as [`Log::health`] and appends will state it.
+    fn break_down(&mut self, cause: &str) -> String {
+        let problem = format!(
+            "cannot write the event log {}: {cause}; herald retries by itself every {:?}",
+            self.path.display(),
+            self.recovery_interval
+        );
+        *lock(&self.problem) = Some(problem.clone());
+        lock(&self.shared_db).take();
+        self.db = None;
+        problem
+    }
+
+    /// Tries to reopen the database after an I/O error. Success needs the file to open and a
+    /// transaction to commit (`recover` commits one), so a disk that is still full stays broken.
+    fn reopen(&mut self) {
+        let reopened = open_database(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|db| {
+                let found = recover(&db).map_err(|e| storage(e).to_string())?;
+                Ok((db, found))
+            });
+        let (db, (last, trimmed)) = match reopened {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "event log reopen failed");
+                return;
+            }
+        };
+        let db = Arc::new(db);
+        // A commit whose fsync failed may still have reached the disk: its appends were refused,
+        // so they were not in the tail either; feed them now, so that live subscribers see what
+        // the log holds (the publishers' retries with the same key find them).
+        if last > self.last {
+            match read(&db, self.last, usize::MAX, None) {
+                Ok(batch) => {
+                    for event in batch.events {
+                        let _ = self.tail.send(event);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading events committed during the I/O error")
+                }
+            }
+        }
+        self.last = self.last.max(last);
+        *lock(&self.last_shared) = self.last;
+        self.set_trimmed(self.trimmed.max(trimmed));
+        *lock(&self.shared_db) = Some(Arc::clone(&db));
+        self.db = Some(db);
+        lock(&self.problem).take();
+        tracing::info!(path = %self.path.display(), "event log recovered: writing again");
+    }
+
     /// The transaction of one batch. Answers what each append did, and the new events in id
     /// order. Commits `last` and `trimmed` only if the transaction commits.
     fn write(
         &mut self,
+        db: &Database,
         batch: Vec<NewEvent>,
         now: u64,
     ) -> Result<(Vec<Appended>, Vec<Arc<StoredEvent>>), LogError> {
-        let mut txn = self.db.begin_write().map_err(storage)?;
+        let mut txn = db.begin_write().map_err(storage)?;
         // The default, written out because it is the whole point: commit returns after fsync.
         txn.set_durability(Durability::Immediate).map_err(storage)?;
         let mut last = self.last;
@@ -560,13 +837,23 @@ impl Writer {
         let Some(cutoff) = age_cutoff(&self.retention, (self.clock)()) else {
             return;
         };
-        if let Err(e) = self.trim_by_age_at(cutoff) {
-            tracing::warn!(path = %self.path.display(), error = %e, "event log trim failed");
+        let Some(db) = self.db.clone() else {
+            return;
+        };
+        match self.trim_by_age_at(&db, cutoff) {
+            Ok(()) => {}
+            Err(LogError::Unavailable(cause)) => {
+                tracing::error!(path = %self.path.display(), error = %cause, "event log trim failed");
+                self.break_down(&cause);
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "event log trim failed");
+            }
         }
     }
 
-    fn trim_by_age_at(&mut self, cutoff: EventId) -> Result<(), LogError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+    fn trim_by_age_at(&mut self, db: &Database, cutoff: EventId) -> Result<(), LogError> {
+        let txn = db.begin_write().map_err(storage)?;
         let mut trimmed = self.trimmed;
         {
             let mut events = txn.open_table(EVENTS).map_err(storage)?;
@@ -656,6 +943,13 @@ impl Log for EmbeddedLog {
 
     fn close(&self) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(self.do_close())
+    }
+
+    fn health(&self) -> StoreHealth {
+        StoreHealth {
+            store: "embedded",
+            problem: lock(&self.problem).clone(),
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use tokio::sync::broadcast;
 
 use super::clock::{self, Clock};
 use super::{
-    Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoredEvent,
-    TAIL_CAPACITY, age_cutoff, closed_tail, is_truncated, next_id,
+    Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoreHealth,
+    StoredEvent, TAIL_CAPACITY, age_cutoff, closed_tail, is_truncated, next_id,
 };
 
 /// A log held in memory: a ring of the retained events, oldest first.
@@ -222,6 +222,11 @@ impl Log for MemoryLog {
     fn close(&self) -> BoxFuture<'_, Result<(), LogError>> {
         self.lock().tail = None;
         Box::pin(async { Ok(()) })
+    }
+
+    fn health(&self) -> StoreHealth {
+        // Memory cannot fail short of the process failing.
+        StoreHealth::ok("memory")
     }
 }
 

@@ -216,6 +216,36 @@ pub trait Log: Send + Sync + 'static {
 
     /// Makes everything appended so far durable and releases the store, for a clean shutdown.
     fn close(&self) -> BoxFuture<'_, Result<(), LogError>>;
+
+    /// Whether the store can take appends now, for `GET /healthz`. Cheap (no I/O, no await): it
+    /// reports what the store last saw, so that a health probe never waits on a sick disk or
+    /// network.
+    fn health(&self) -> StoreHealth;
+}
+
+/// What [`Log::health`] answers: the store's name and, when it cannot take appends now, why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// The store's name as `herald serve --store` spells it: `memory`, `embedded`, `redis`.
+    pub store: &'static str,
+    /// `None` while appends work; else why they do not (e.g. "the disk is full"), until the
+    /// store recovers.
+    pub problem: Option<String>,
+}
+
+impl StoreHealth {
+    /// A store that works.
+    pub const fn ok(store: &'static str) -> Self {
+        Self {
+            store,
+            problem: None,
+        }
+    }
+
+    /// Whether appends work now.
+    pub fn is_ok(&self) -> bool {
+        self.problem.is_none()
+    }
 }
 
 /// How many events a [`Log::tail`] receiver may fall behind before it lags (and gets

@@ -54,8 +54,8 @@ use tokio::task::JoinHandle;
 
 use super::clock::{self, Clock};
 use super::{
-    Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoredEvent,
-    TAIL_CAPACITY, closed_tail, is_truncated,
+    Appended, BoxFuture, EventId, Log, LogError, NewEvent, ReadBatch, Retention, StoreHealth,
+    StoredEvent, TAIL_CAPACITY, closed_tail, is_truncated,
 };
 
 /// The key prefix when none is given: one herald deployment per Redis.
@@ -209,6 +209,10 @@ pub struct RedisLog {
     stop: watch::Sender<Option<Option<EventId>>>,
     /// The tail task, awaited by [`Log::close`].
     tail_task: Mutex<Option<JoinHandle<()>>>,
+    /// Why the tail task's last read of Redis failed, `None` once one succeeds: the cheap answer
+    /// of [`Log::health`], fresh within [`TAIL_BLOCK`] plus [`TAIL_MAX_BACKOFF`] since the tail
+    /// reads all the time. A std `Mutex`: a single store or clone, never held across an `.await`.
+    problem: Arc<Mutex<Option<String>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -323,6 +327,7 @@ impl RedisLog {
 
         let (tail, _) = broadcast::channel(TAIL_CAPACITY);
         let (stop, stop_seen) = watch::channel(None);
+        let problem = Arc::new(Mutex::new(None));
         let task = tokio::spawn(tail_loop(TailLoop {
             conn: tail_conn,
             stream_key: stream_key.clone(),
@@ -330,6 +335,7 @@ impl RedisLog {
             tail: tail.clone(),
             seen: Arc::clone(&seen),
             stop: stop_seen,
+            problem: Arc::clone(&problem),
         }));
         let trim = TRIM_LUA.to_owned();
         Ok(Self {
@@ -345,6 +351,7 @@ impl RedisLog {
             tail: Mutex::new(Some(tail)),
             stop,
             tail_task: Mutex::new(Some(task)),
+            problem,
         })
     }
 
@@ -514,6 +521,8 @@ struct TailLoop {
     seen: Arc<Mutex<Option<EventId>>>,
     /// `Some(target)`: stop once `target` (the last id appended before close) was delivered.
     stop: watch::Receiver<Option<Option<EventId>>>,
+    /// [`RedisLog::problem`].
+    problem: Arc<Mutex<Option<String>>>,
 }
 
 async fn tail_loop(mut state: TailLoop) {
@@ -552,6 +561,7 @@ async fn tail_loop(mut state: TailLoop) {
         match result.map_err(|e| unavailable(&e)).and_then(decode_xread) {
             Ok(events) => {
                 backoff = TAIL_MIN_BACKOFF;
+                lock(&state.problem).take();
                 for event in events {
                     if Some(event.id) <= state.after {
                         continue;
@@ -567,6 +577,7 @@ async fn tail_loop(mut state: TailLoop) {
             }
             Err(err) => {
                 tracing::warn!(%err, "redis tail: read failed, retrying in {backoff:?}");
+                *lock(&state.problem) = Some(err.to_string());
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     _ = state.stop.changed(), if stop.is_none() => {}
@@ -690,6 +701,13 @@ impl Log for RedisLog {
 
     fn close(&self) -> BoxFuture<'_, Result<(), LogError>> {
         Box::pin(self.do_close())
+    }
+
+    fn health(&self) -> StoreHealth {
+        StoreHealth {
+            store: "redis",
+            problem: lock(&self.problem).clone(),
+        }
     }
 }
 
