@@ -112,6 +112,10 @@ impl From<crate::log::LogError> for ApiError {
     fn from(err: crate::log::LogError) -> Self {
         match err {
             crate::log::LogError::Unavailable(_) => Self::unavailable(err.to_string()),
+            // Not a 503: a 503 says nothing was stored, and here that is not known.
+            crate::log::LogError::Unknown(_) => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, err.to_string())
+            }
             _ => Self::internal(err.to_string()),
         }
     }

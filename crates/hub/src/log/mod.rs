@@ -190,6 +190,14 @@ pub enum LogError {
     /// The store failed (disk error, corruption).
     #[error("the event store failed: {0}")]
     Storage(String),
+    /// The write was sent but its outcome could not be learnt (Redis's answer was lost and it did
+    /// not answer again in time): the event may or may not be stored. Only the Redis store says
+    /// this; a retry with the same idempotency key is stored at most once.
+    #[error(
+        "the event store did not confirm the write, so it may or may not be stored \
+         (retry with the same idempotency key: never a duplicate): {0}"
+    )]
+    Unknown(String),
 }
 
 /// A totally ordered, durable event log shared by every subscriber of the hub.
