@@ -298,8 +298,9 @@ fn a_publish_past_its_deadline_is_504_and_never_stored_late() {
         started.elapsed() < Duration::from_secs(2),
         "answered within its deadline"
     );
-    // Every copy of "late" is still queued in Redis; once the pause ends they run, past their
-    // deadline, and must store nothing. The marker goes through once Redis is back.
+    // A 504 promises that the event, if stored at all, was stored before the answer: after the
+    // pause nothing of "late" may appear (its copies were dropped with their connections, or run
+    // past the deadline and were refused). The marker goes through once Redis is back.
     let deadline = Instant::now() + TIMEOUT;
     let marker = loop {
         let (status, body) = a.publish_json(r#"{"topic":"t","data":"marker"}"#);
