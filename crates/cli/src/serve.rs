@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use herald_hub::auth::{Authorizer, JwtAlgorithm};
+use herald_hub::log::redis::RedisTimeouts;
 use herald_hub::log::{EmbeddedLog, Log, MemoryLog, NewEvent, RedisLog, Retention};
 use herald_hub::{CorsOrigins, Hub, HubConfig, PublishRate, TlsConfig};
 
@@ -71,6 +72,16 @@ pub(crate) struct Args {
     #[arg(long, default_value = herald_hub::log::redis::DEFAULT_PREFIX, env = "HERALD_REDIS_PREFIX",
           value_parser = parse_redis_prefix)]
     redis_prefix: String,
+    /// How long one Redis command may take before it counts as failed (--store redis).
+    #[arg(long, default_value = "5s", env = "HERALD_REDIS_TIMEOUT",
+          value_parser = crate::duration::parse_positive)]
+    redis_timeout: Duration,
+    /// How long a publish keeps trying when Redis's answer was lost (--store redis), so that it
+    /// is answered 200 with the stored id instead of an unknown outcome; every publish is
+    /// answered within this plus --redis-timeout.
+    #[arg(long, default_value = "10s", env = "HERALD_REDIS_PUBLISH_TIMEOUT",
+          value_parser = crate::duration::parse)]
+    redis_publish_timeout: Duration,
     /// Timeouts and limits (boxed: they are many, and `Args` is a variant of the command enum).
     #[command(flatten)]
     tuning: Box<Tuning>,
@@ -343,7 +354,11 @@ async fn open_store(args: &Args) -> anyhow::Result<Arc<dyn Log>> {
         }
         Store::Redis => {
             let url = args.redis_url.as_deref().unwrap_or_default();
-            let log = RedisLog::connect(url, &args.redis_prefix, retention)
+            let timeouts = RedisTimeouts {
+                command: args.redis_timeout,
+                publish: args.redis_publish_timeout,
+            };
+            let log = RedisLog::connect_with_timeouts(url, &args.redis_prefix, retention, timeouts)
                 .await
                 .context("connecting to the redis store (is --redis-url right and Redis up?)")?;
             Arc::new(log)

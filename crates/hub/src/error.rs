@@ -130,6 +130,10 @@ impl From<crate::log::LogError> for ApiError {
             crate::log::LogError::Unavailable(_) => {
                 Self::unavailable(err.to_string()).with_retry_after(STORE_RETRY_AFTER_SECS)
             }
+            // Not a 503: a 503 says nothing was stored, and here that is not known.
+            crate::log::LogError::Unknown(_) => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, err.to_string())
+            }
             _ => Self::internal(err.to_string()),
         }
     }

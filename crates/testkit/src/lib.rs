@@ -22,6 +22,7 @@
 //! `204 No Content` (which makes an EventSource stop). Every response carries
 //! `Connection: close`, so one connection serves one request.
 
+pub mod netns;
 pub mod redis;
 
 use std::collections::VecDeque;

@@ -342,6 +342,23 @@ fn storage(e: impl Into<redb::Error>) -> LogError {
     }
 }
 
+/// A failed commit of appends. A full disk (or quota) fails while the new pages are written,
+/// before redb writes the header that would commit them, so nothing was stored: a 503. Any other
+/// I/O error (a failing fsync, EIO) may come after the header reached the disk, so the outcome is
+/// not known: [`LogError::Unknown`], a 504, and the caller retries with the same idempotency key
+/// (after the reopen, a commit that did land is found by its key, see `Writer::reopen`).
+fn commit_failed(e: redb::CommitError) -> LogError {
+    use std::io::ErrorKind;
+    match e.into() {
+        redb::Error::Io(io)
+            if !matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) =>
+        {
+            LogError::Unknown(describe_io(&io))
+        }
+        other => storage(other),
+    }
+}
+
 /// What an I/O error means for an operator: a full disk (ENOSPC) or quota (EDQUOT) is named as
 /// such, since it is the one they can fix by freeing space.
 fn describe_io(e: &std::io::Error) -> String {
@@ -673,10 +690,8 @@ impl Writer {
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "event log write failed");
                 let e = match e {
-                    LogError::Unavailable(cause) => {
-                        let problem = self.break_down(&cause);
-                        LogError::Unavailable(problem)
-                    }
+                    LogError::Unavailable(cause) => LogError::Unavailable(self.break_down(&cause)),
+                    LogError::Unknown(cause) => LogError::Unknown(self.break_down(&cause)),
                     other => other,
                 };
                 for waiter in waiters {
@@ -825,7 +840,7 @@ impl Writer {
                 meta.insert(META_TRIMMED, key(trimmed)).map_err(storage)?;
             }
         }
-        txn.commit().map_err(storage)?;
+        txn.commit().map_err(commit_failed)?;
         self.last = last;
         self.set_trimmed(trimmed);
         *lock(&self.last_shared) = last;

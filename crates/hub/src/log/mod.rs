@@ -190,6 +190,16 @@ pub enum LogError {
     /// The store failed (disk error, corruption).
     #[error("the event store failed: {0}")]
     Storage(String),
+    /// The write was sent but its outcome could not be learnt: the event may or may not be
+    /// stored. The Redis store says this when Redis's answer was lost and it did not answer again
+    /// in time; the embedded store when a commit failed with an I/O error other than a full disk
+    /// (a failing fsync may come after the commit reached the disk). A retry with the same
+    /// idempotency key is stored at most once.
+    #[error(
+        "the event store did not confirm the write, so it may or may not be stored \
+         (retry with the same idempotency key: never a duplicate): {0}"
+    )]
+    Unknown(String),
 }
 
 /// A totally ordered, durable event log shared by every subscriber of the hub.

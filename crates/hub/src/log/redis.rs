@@ -11,6 +11,7 @@
 //! | `{p}:events`                      | stream | every event of every topic, one entry each     |
 //! | `{p}:meta`                        | hash   | `last` (newest id ever assigned), `trimmed`    |
 //! | `{p}:key:<topic length>:<topic><key>` | string | an idempotency key -> the id of its event |
+//! | `{p}:ikey:<random>`               | string | the hub's own key of a publish without one (lives until its deadline) |
 //!
 //! One stream for all topics keeps the one total order that `Last-Event-ID` resume relies on; the
 //! hub filters topics itself, as with the other stores.
@@ -23,6 +24,25 @@
 //! script at a time, appends from every hub get one total order, and a retried publish with the
 //! same key through any hub is stored once. The hub answers once Redis answered: the event is as
 //! durable as the Redis configuration makes it (`appendfsync always` for "survives a crash").
+//!
+//! # When the answer is lost
+//!
+//! A publish whose command was written but whose answer never came (a timeout, a connection
+//! reset, a partition) may or may not be stored. So that the hub can find out instead of guessing,
+//! every append carries a key: the publisher's idempotency key, or else one the hub draws for it
+//! (`{p}:ikey:<random>`). After such an ambiguous failure the hub sends the same append again
+//! (same key) until it gets an answer or the publish deadline passes
+//! ([`RedisTimeouts::publish`]): the answer is then either the id stored by an earlier try
+//! (200 with that id, stored once) or a new store.
+//!
+//! Each append also carries its deadline in Redis's clock (read with `TIME` at connect; the hub
+//! keeps it with its monotonic clock), and the script refuses an append that runs after it. So a
+//! copy of the command still in flight on a dead connection can never be stored late, after the
+//! hub answered: a late try that finds the key answers the stored id, a late try without it is
+//! refused. That lets the hub's own keys expire right after the deadline (the dedup window of a
+//! publish without a key is its deadline, not a day), and lets one more try after the deadline
+//! settle the outcome for sure. Only when Redis answers nothing at all until then is the outcome
+//! unknown: [`LogError::Unknown`].
 //!
 //! Ids are explicit stream ids `<millis>-<seq>` (the format of herald's `EventId`): the hub's
 //! clock, or the previous id's millis plus one seq when that clock is behind (another hub's clock
@@ -48,7 +68,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script, Value};
+use redis::{ErrorKind, RedisError, Script, Value};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -64,9 +84,21 @@ pub const DEFAULT_PREFIX: &str = "herald";
 /// The longest accepted prefix: keys stay short, and 64 characters name any deployment.
 pub const MAX_PREFIX_LEN: usize = 64;
 
-/// How long one Redis command may take before the caller gets [`LogError::Unavailable`]: a
-/// publish during an outage gets a 503 after this, never a false 200 and never an endless wait.
+/// How long one Redis command may take by default ([`RedisTimeouts::command`]): a read during an
+/// outage fails after this, never an endless wait.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the hub keeps trying one publish whose answer was lost, by default
+/// ([`RedisTimeouts::publish`]): two command timeouts, so that a Redis that pauses for a few
+/// seconds (a failover, a slow fsync, a short partition) costs a slow 200, not an unknown outcome.
+pub const DEFAULT_PUBLISH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The first pause between two tries of one publish: short, since a broken connection is
+/// usually replaced within milliseconds.
+pub const PUBLISH_MIN_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The longest pause between two tries of one publish: the loop never spins while Redis is down.
+pub const PUBLISH_MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// How long connecting to Redis may take, at start and on each reconnection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -122,20 +154,26 @@ local function trim()
 end
 ";
 
-/// The append. KEYS: stream, meta, idempotency key. ARGV after the trim's: [4] key TTL in ms,
-/// [5] `1` when there is an idempotency key, [6] the newest id this hub saw (or empty), [7..]
-/// the entry's fields and values. Answers `{id, 1}` for a duplicate, `{id, 0}` for a new entry.
+/// The append. KEYS: stream, meta, idempotency key (the publisher's or the hub's own). ARGV
+/// after the trim's: [4] key TTL in ms (0: until the deadline, for the hub's own key), [5] the
+/// deadline in Redis's clock (Unix ms), [6] the newest id this hub saw (or empty), [7..] the
+/// entry's fields and values. Answers `{id, 1}` for a duplicate, `{id, 0}` for a new entry and
+/// `{'', 2}` when the deadline passed (nothing stored, and no later copy can store it either).
 const APPEND_LUA: &str = r"
 local function parse(id)
   local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
   return tonumber(ms), tonumber(seq)
 end
 trim()
-local idem, has_key = KEYS[3], ARGV[5] == '1'
-if has_key then
-  local id = redis.call('GET', idem)
-  if id and #redis.call('XRANGE', stream, id, id) > 0 then return {id, 1} end
-end
+local idem = KEYS[3]
+local known = redis.call('GET', idem)
+if known and #redis.call('XRANGE', stream, known, known) > 0 then return {known, 1} end
+-- After its deadline the hub may have answered this publish: a late copy (from a connection that
+-- died with the command in flight) must not store it then.
+local clock = redis.call('TIME')
+local rnow = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local deadline = tonumber(ARGV[5])
+if rnow > deadline then return {'', 2} end
 local last = redis.call('HGET', meta, 'last')
 local lms, lseq = nil, nil
 if last then lms, lseq = parse(last) end
@@ -155,7 +193,10 @@ local fields = {}
 for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', stream, id, unpack(fields))
 redis.call('HSET', meta, 'last', id)
-if has_key then redis.call('SET', idem, id, 'PX', ARGV[4]) end
+local ttl = tonumber(ARGV[4])
+-- The hub's own key is needed until the deadline only (a second more covers the rounding).
+if ttl == 0 then ttl = deadline - rnow + 1000 end
+redis.call('SET', idem, id, 'PX', fmt(ttl))
 trim()
 return {id, 0}
 ";
@@ -179,6 +220,27 @@ const FIELD_TYPE: &str = "e";
 const FIELD_RETRY: &str = "r";
 const FIELD_PRIVATE: &str = "p";
 
+/// How long the Redis store waits for Redis. The defaults suit a Redis on the same network;
+/// tests set short ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedisTimeouts {
+    /// How long one command may take before it counts as failed ([`COMMAND_TIMEOUT`]).
+    pub command: Duration,
+    /// How long one publish may keep trying after its answer was lost
+    /// ([`DEFAULT_PUBLISH_DEADLINE`]); the outcome is then settled by one more try of at most
+    /// `command`, so a publish is answered within `publish + command`.
+    pub publish: Duration,
+}
+
+impl Default for RedisTimeouts {
+    fn default() -> Self {
+        Self {
+            command: COMMAND_TIMEOUT,
+            publish: DEFAULT_PUBLISH_DEADLINE,
+        }
+    }
+}
+
 /// A log shared by several hubs, on a Redis Stream. See the module docs for the layout.
 ///
 /// ```no_run
@@ -199,6 +261,11 @@ pub struct RedisLog {
     prefix: String,
     retention: Retention,
     clock: Clock,
+    timeouts: RedisTimeouts,
+    /// Redis's clock (Unix ms, from `TIME`) at a moment of this hub's monotonic clock: the
+    /// deadline each append carries is in Redis's clock, so that hub clocks that are off do not
+    /// matter.
+    redis_clock: (std::time::Instant, u64),
     /// The newest id this hub has appended or tailed, passed to the append script so that ids
     /// keep increasing when Redis lost its data. A std `Mutex`: held for a compare, never across
     /// an `.await`.
@@ -224,11 +291,8 @@ fn unavailable(err: &RedisError) -> LogError {
     LogError::Unavailable(format!("redis: {err}"))
 }
 
-fn timed_out() -> LogError {
-    LogError::Unavailable(format!(
-        "redis did not answer within {}s",
-        COMMAND_TIMEOUT.as_secs()
-    ))
+fn timed_out(limit: Duration) -> LogError {
+    LogError::Unavailable(format!("redis did not answer within {limit:?}"))
 }
 
 fn malformed(what: &str) -> LogError {
@@ -265,7 +329,21 @@ impl RedisLog {
     /// [`LogError::Storage`] for a malformed URL or prefix, [`LogError::Unavailable`] when Redis
     /// cannot be reached.
     pub async fn connect(url: &str, prefix: &str, retention: Retention) -> Result<Self, LogError> {
-        Self::connect_with_clock(url, prefix, retention, clock::system()).await
+        Self::connect_with_timeouts(url, prefix, retention, RedisTimeouts::default()).await
+    }
+
+    /// [`RedisLog::connect`] with other timeouts than the defaults.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisLog::connect`].
+    pub async fn connect_with_timeouts(
+        url: &str,
+        prefix: &str,
+        retention: Retention,
+        timeouts: RedisTimeouts,
+    ) -> Result<Self, LogError> {
+        Self::connect_with_clock(url, prefix, retention, clock::system(), timeouts).await
     }
 
     pub(crate) async fn connect_with_clock(
@@ -273,13 +351,14 @@ impl RedisLog {
         prefix: &str,
         retention: Retention,
         clock: Clock,
+        timeouts: RedisTimeouts,
     ) -> Result<Self, LogError> {
         check_prefix(prefix).map_err(LogError::Storage)?;
         let client = redis::Client::open(url)
             .map_err(|e| LogError::Storage(format!("redis url {url:?}: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(timeouts.command))
             .set_number_of_retries(2)
             .set_max_delay(TAIL_MAX_BACKOFF);
         let connect = |config: ConnectionManagerConfig| {
@@ -297,14 +376,24 @@ impl RedisLog {
         let commands = connect(config.clone()).await?;
         // The tail's reads block for TAIL_BLOCK: its answer may take that much longer.
         let tail_conn =
-            connect(config.set_response_timeout(Some(COMMAND_TIMEOUT + TAIL_BLOCK))).await?;
+            connect(config.set_response_timeout(Some(timeouts.command + TAIL_BLOCK))).await?;
         let stream_key = format!("{{{prefix}}}:events");
         let meta_key = format!("{{{prefix}}}:meta");
 
         // The tail starts after the newest entry now in the stream: older ones are history,
         // served by read_after.
         let mut probe = commands.clone();
+        let limit = timeouts.command;
+        let asked = std::time::Instant::now();
+        let (secs, micros): (u64, u64) =
+            within(limit, redis::cmd("TIME").query_async(&mut probe)).await?;
+        // Half the round trip: Redis read its clock about then.
+        let redis_clock = (
+            asked + asked.elapsed() / 2,
+            secs.saturating_mul(1000).saturating_add(micros / 1000),
+        );
         let newest: Value = within(
+            limit,
             redis::cmd("XREVRANGE")
                 .arg(&stream_key)
                 .arg("+")
@@ -316,6 +405,7 @@ impl RedisLog {
         .await?;
         let start = decode_entries(newest)?.first().map(|e| e.id);
         let last: Option<String> = within(
+            limit,
             redis::cmd("HGET")
                 .arg(&meta_key)
                 .arg("last")
@@ -347,6 +437,8 @@ impl RedisLog {
             prefix: prefix.to_owned(),
             retention,
             clock,
+            timeouts,
+            redis_clock,
             seen,
             tail: Mutex::new(Some(tail)),
             stop,
@@ -379,27 +471,46 @@ impl RedisLog {
         lock(&self.tail).is_none()
     }
 
+    /// Redis's clock now, as this hub reckons it (Unix ms).
+    fn redis_now(&self) -> u64 {
+        let (at, millis) = self.redis_clock;
+        millis.saturating_add(u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
     async fn do_append(&self, event: NewEvent) -> Result<Appended, LogError> {
         if self.is_closed() {
             return Err(LogError::Unavailable("the log is closed".into()));
         }
+        let started = std::time::Instant::now();
+        let RedisTimeouts { command, publish } = self.timeouts;
+        let publish_ms = u64::try_from(publish.as_millis()).unwrap_or(u64::MAX);
+        let deadline = self.redis_now().saturating_add(publish_ms);
         let (now, max_events, max_age) = self.retention_args();
-        let ttl = if max_age > 0 {
-            max_age
-        } else {
-            u64::try_from(DEFAULT_KEY_TTL.as_millis()).unwrap_or(u64::MAX)
+        let (key, ttl) = match event.idempotency_key.as_deref() {
+            Some(key) => {
+                let ttl = if max_age > 0 {
+                    max_age
+                } else {
+                    u64::try_from(DEFAULT_KEY_TTL.as_millis()).unwrap_or(u64::MAX)
+                };
+                (self.idempotency_key(&event.topic, key), ttl)
+            }
+            // 128 random bits: no two publishes of any hub share one. TTL 0: until the deadline.
+            None => (
+                format!("{{{}}}:ikey:{:032x}", self.prefix, rand::random::<u128>()),
+                0,
+            ),
         };
-        let key = event.idempotency_key.as_deref();
         let seen = *lock(&self.seen);
         let mut invocation = self.append.key(&self.stream_key);
         invocation
             .key(&self.meta_key)
-            .key(self.idempotency_key(&event.topic, key.unwrap_or("")))
+            .key(key)
             .arg(now)
             .arg(max_events)
             .arg(max_age)
             .arg(ttl)
-            .arg(if key.is_some() { "1" } else { "0" })
+            .arg(deadline)
             .arg(seen.map(|id| id.to_string()).unwrap_or_default())
             .arg(FIELD_TOPIC)
             .arg(&event.topic)
@@ -414,15 +525,57 @@ impl RedisLog {
         if event.private {
             invocation.arg(FIELD_PRIVATE).arg("1");
         }
-        let mut conn = self.commands.clone();
-        let (id, duplicate): (String, i64) = within(invocation.invoke_async(&mut conn)).await?;
-        let id: EventId = id.parse().map_err(|_| malformed("append id"))?;
-        let mut seen = lock(&self.seen);
-        *seen = (*seen).max(Some(id));
-        Ok(Appended {
-            id,
-            duplicate: duplicate == 1,
-        })
+        // Tries go on until the deadline, then one more (which only settles the outcome: the
+        // script refuses to store after the deadline).
+        let give_up = started + publish + command;
+        let mut lost: Option<String> = None;
+        let mut backoff = PUBLISH_MIN_BACKOFF;
+        loop {
+            let left = give_up.saturating_duration_since(std::time::Instant::now());
+            let mut conn = self.commands.clone();
+            let answer = tokio::time::timeout(
+                command.min(left),
+                invocation.invoke_async::<(String, i64)>(&mut conn),
+            )
+            .await;
+            match Try::of(answer) {
+                Try::Answered(id, duplicate) => {
+                    let mut seen = lock(&self.seen);
+                    *seen = (*seen).max(Some(id));
+                    if lost.is_some() {
+                        tracing::info!(%id, "redis: a publish whose answer was lost is settled");
+                    }
+                    return Ok(Appended {
+                        id,
+                        // The hub's own key found again is this publish's own earlier try.
+                        duplicate: duplicate && event.idempotency_key.is_some(),
+                    });
+                }
+                Try::Expired => {
+                    return Err(LogError::Unavailable(format!(
+                        "{}; the publish deadline ({publish:?}) passed: nothing was stored",
+                        lost.as_deref().unwrap_or("redis was too slow")
+                    )));
+                }
+                Try::NotRun(err) if lost.is_none() => {
+                    return Err(LogError::Unavailable(format!("{err}: nothing was stored")));
+                }
+                Try::NotRun(_) => {}
+                Try::Lost(err) => {
+                    lost.get_or_insert(err);
+                }
+            }
+            let left = give_up.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(LogError::Unknown(format!(
+                    "{} and redis did not answer again within {:?}",
+                    lost.as_deref().unwrap_or("redis did not answer"),
+                    publish + command
+                )));
+            }
+            tokio::time::sleep(backoff.min(left)).await;
+            backoff = (backoff * 2).min(PUBLISH_MAX_BACKOFF);
+        }
     }
 
     async fn do_read_after(
@@ -449,14 +602,15 @@ impl RedisLog {
             .arg(start)
             .arg(count);
         let mut conn = self.commands.clone();
+        let limit = self.timeouts.command;
         // A read is safe to repeat: once more when the first try met a connection that broke
         // during an outage (the manager reconnects as it reports the error).
         let (trimmed, entries): (String, Value) =
-            match within(invocation.invoke_async(&mut conn)).await {
+            match within(limit, invocation.invoke_async(&mut conn)).await {
                 Ok(answer) => answer,
                 Err(_) => {
                     tokio::time::sleep(TAIL_MIN_BACKOFF).await;
-                    within(invocation.invoke_async(&mut conn)).await?
+                    within(limit, invocation.invoke_async(&mut conn)).await?
                 }
             };
         let trimmed = if trimmed.is_empty() {
@@ -473,6 +627,7 @@ impl RedisLog {
     async fn do_last_id(&self) -> Result<Option<EventId>, LogError> {
         let mut conn = self.commands.clone();
         let last: Option<String> = within(
+            self.timeouts.command,
             redis::cmd("HGET")
                 .arg(&self.meta_key)
                 .arg("last")
@@ -501,13 +656,47 @@ impl RedisLog {
     }
 }
 
-/// `fut`, bounded by [`COMMAND_TIMEOUT`], its errors as [`LogError::Unavailable`].
+/// `fut`, bounded by `limit`, its errors as [`LogError::Unavailable`].
 async fn within<T>(
+    limit: Duration,
     fut: impl std::future::Future<Output = Result<T, RedisError>>,
 ) -> Result<T, LogError> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+    match tokio::time::timeout(limit, fut).await {
         Ok(result) => result.map_err(|e| unavailable(&e)),
-        Err(_) => Err(timed_out()),
+        Err(_) => Err(timed_out(limit)),
+    }
+}
+
+/// What one try of an append tells about whether it ran.
+enum Try {
+    /// Redis answered `{id, duplicate}`.
+    Answered(EventId, bool),
+    /// Redis answered that the deadline had passed: this try stored nothing, and no copy can.
+    Expired,
+    /// Known not to have run: the connection was refused (nothing was sent), or Redis answered
+    /// an error (the script stores nothing before its checks pass).
+    NotRun(String),
+    /// Sent, maybe run, answer lost: a timeout, a reset or broken connection.
+    Lost(String),
+}
+
+impl Try {
+    fn of(result: Result<Result<(String, i64), RedisError>, tokio::time::error::Elapsed>) -> Self {
+        match result {
+            Ok(Ok((_, 2))) => Self::Expired,
+            Ok(Ok((id, duplicate))) => match id.parse() {
+                Ok(id) => Self::Answered(id, duplicate == 1),
+                // Redis answered, so the script ran; an id we cannot read is a bug, not a
+                // reason to store again. Reported as lost: the outcome is not known here.
+                Err(_) => Self::Lost(format!("redis answered a malformed id {id:?}")),
+            },
+            Ok(Err(err)) if err.is_connection_refusal() => Self::NotRun(format!("redis: {err}")),
+            Ok(Err(err)) if matches!(err.kind(), ErrorKind::Server(_) | ErrorKind::Extension) => {
+                Self::NotRun(format!("redis: {err}"))
+            }
+            Ok(Err(err)) => Self::Lost(format!("redis: {err}")),
+            Err(_) => Self::Lost("redis did not answer in time".to_owned()),
+        }
     }
 }
 
@@ -781,13 +970,25 @@ mod tests {
             let ahead = Arc::clone(&ahead);
             Arc::new(move || ahead.load(Ordering::SeqCst))
         };
-        let a = RedisLog::connect_with_clock(&server.url(), "p", KEEP_ALL, clock)
-            .await
-            .unwrap();
+        let a = RedisLog::connect_with_clock(
+            &server.url(),
+            "p",
+            KEEP_ALL,
+            clock,
+            RedisTimeouts::default(),
+        )
+        .await
+        .unwrap();
         let behind: Clock = Arc::new(|| 1_000);
-        let b = RedisLog::connect_with_clock(&server.url(), "p", KEEP_ALL, behind)
-            .await
-            .unwrap();
+        let b = RedisLog::connect_with_clock(
+            &server.url(),
+            "p",
+            KEEP_ALL,
+            behind,
+            RedisTimeouts::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             append(&a, event("t", "1")).await,
             EventId::new(9_000_000, 0)
@@ -827,17 +1028,30 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_redis_is_unavailable_quickly() {
         let mut server = RedisServer::start();
-        let log = RedisLog::connect(&server.url(), "p", KEEP_ALL)
+        let timeouts = RedisTimeouts {
+            command: Duration::from_millis(500),
+            publish: Duration::from_secs(1),
+        };
+        let log = RedisLog::connect_with_timeouts(&server.url(), "p", KEEP_ALL, timeouts)
             .await
             .unwrap();
         server.stop();
+        // The first append meets the broken connection: maybe sent, so maybe unknown.
         let started = std::time::Instant::now();
         let result = log.append(event("t", "lost")).await;
         assert!(
-            matches!(result, Err(LogError::Unavailable(_))),
+            matches!(result, Err(LogError::Unavailable(_) | LogError::Unknown(_))),
             "{result:?}"
         );
-        assert!(started.elapsed() < COMMAND_TIMEOUT * 3);
+        assert!(started.elapsed() < (timeouts.publish + timeouts.command) * 2);
+        // Then Redis refuses connections: known not sent, at once.
+        let started = std::time::Instant::now();
+        let result = log.append(event("t", "lost")).await;
+        assert!(
+            matches!(&result, Err(LogError::Unavailable(m)) if m.contains("nothing was stored")),
+            "{result:?}"
+        );
+        assert!(started.elapsed() < timeouts.command * 2);
         let refused = RedisLog::connect(&server.url(), "p", KEEP_ALL).await;
         assert!(matches!(refused, Err(LogError::Unavailable(_))));
     }
