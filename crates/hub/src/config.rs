@@ -41,6 +41,10 @@ pub struct HubConfig {
     pub max_connections: usize,
     /// Serve this directory at `/` instead of the demo page.
     pub static_dir: Option<PathBuf>,
+    /// Serve files of [`HubConfig::static_dir`] reached through a symlink that points outside
+    /// it. Default false: such a request is answered 404, so a stray link cannot publish the
+    /// rest of the file system.
+    pub static_follow_symlinks: bool,
     /// Token verification. `None`: the hub is anonymous (anyone may publish and subscribe, and
     /// `private` events reach no one).
     pub auth: Option<Authorizer>,
@@ -106,6 +110,7 @@ impl Default for HubConfig {
             shutdown_jitter: Self::DEFAULT_SHUTDOWN_JITTER,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             static_dir: None,
+            static_follow_symlinks: false,
             auth: None,
             allow_anonymous_subscribers: false,
             cors: CorsOrigins::SameOrigin,
