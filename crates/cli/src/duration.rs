@@ -1,5 +1,6 @@
 //! Durations on the command line and in the config file: `500ms`, `15s`, `2m`, `1h`, `7d`, or a
-//! bare number of seconds. One parser for every flag (`serve`'s timeouts, `token --ttl`).
+//! bare number of seconds. One parser for every flag (`serve`'s timeouts, `token --ttl`); each
+//! flag's range is checked by [`crate::range::duration`].
 
 use std::time::Duration;
 
@@ -21,15 +22,6 @@ pub(crate) fn parse(s: &str) -> Result<Duration, String> {
     };
     ms.map(Duration::from_millis)
         .ok_or_else(|| format!("{s:?} is too long"))
-}
-
-/// Like [`parse`], refusing zero (a zero heartbeat, write timeout or token lifetime makes no sense).
-pub(crate) fn parse_positive(s: &str) -> Result<Duration, String> {
-    let d = parse(s)?;
-    if d.is_zero() {
-        return Err("must be more than zero".into());
-    }
-    Ok(d)
 }
 
 #[cfg(test)]
@@ -57,7 +49,5 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert_eq!(parse("0s"), Ok(Duration::ZERO));
-        assert!(parse_positive("0s").is_err());
-        assert!(parse_positive("0ms").is_err());
     }
 }

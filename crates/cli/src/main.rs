@@ -12,6 +12,7 @@ mod bench;
 mod config;
 mod duration;
 mod publish;
+mod range;
 mod serve;
 mod subscribe;
 mod token;
@@ -39,7 +40,7 @@ enum Command {
 }
 
 /// Exit code of bad usage, as clap's.
-const USAGE_ERROR: u8 = 2;
+pub(crate) const USAGE_ERROR: u8 = 2;
 
 /// Parses the command line with `serve`'s `HERALD_*` environment variables and, when `--config`
 /// (or `HERALD_CONFIG`) names one, its config file (see [`config`]): the first parse finds the
@@ -101,7 +102,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("herald: {err:#}");
+            // Whatever URL an error quotes (a --redis-url with its password, a subscribe URL
+            // with an access_token, an HTTP client's "error sending request for url (...)"),
+            // its credentials are not printed.
+            eprintln!("herald: {}", herald_wire::redact_text(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }

@@ -15,6 +15,10 @@ use anyhow::{Context as _, bail};
 /// script forever.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// 86,400,000 ms (one day): a subscriber told to wait longer before reconnecting has in effect
+/// been told never to.
+const MAX_RETRY_MS: u64 = 86_400_000;
+
 /// The most of an answer read: 64 KiB, far above a hub's JSON answer.
 const MAX_ANSWER: usize = 64 * 1024;
 
@@ -43,8 +47,9 @@ pub(crate) struct Args {
     #[arg(long, value_name = "KEY", value_parser = parse_id)]
     id: Option<String>,
 
-    /// A reconnection time for subscribers, in milliseconds (`retry:` field).
-    #[arg(long, value_name = "MS")]
+    /// A reconnection time for subscribers, in milliseconds (`retry:` field), at most 86400000
+    /// (one day).
+    #[arg(long, value_name = "MS", value_parser = crate::range::int(0, MAX_RETRY_MS))]
     retry: Option<u64>,
 
     /// Deliver only to subscribers whose token covers the topic.
@@ -162,11 +167,11 @@ async fn publish(args: &Args, body: serde_json::Value) -> anyhow::Result<String>
     let response = request
         .send()
         .await
-        .with_context(|| format!("publishing to {url}"))?;
+        .with_context(|| format!("publishing to {}", herald_wire::redact_url(&url)))?;
     let status = response.status();
     let text = read_answer(response)
         .await
-        .with_context(|| format!("reading the answer of {url}"))?;
+        .with_context(|| format!("reading the answer of {}", herald_wire::redact_url(&url)))?;
     let json: Option<serde_json::Value> = serde_json::from_str(&text).ok();
     if !status.is_success() {
         let message = match json.as_ref().and_then(|j| j.get("error")) {

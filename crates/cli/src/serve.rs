@@ -13,6 +13,46 @@ use herald_hub::log::{EmbeddedLog, Log, MemoryLog, NewEvent, RedisLog, Retention
 use herald_hub::{CorsOrigins, Hub, HubConfig, PublishRate, TlsConfig};
 
 use crate::config::Rule;
+use crate::range;
+
+// The ranges of the numeric flags (see `range.rs`): each bound says why a value past it is a
+// mistake rather than a setting.
+
+/// 10 ms: the shortest heartbeat, write timeout or idle wait worth a timer; tests use 200 ms.
+const MIN_TIMER: Duration = Duration::from_millis(10);
+/// 1 h: a heartbeat rarer than this no longer keeps any proxy's idle connection open.
+const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
+/// 1 day: a client told to wait longer before reconnecting has in effect been told never to.
+const MAX_RETRY: Duration = Duration::from_secs(86_400);
+/// 1 day: a socket that makes no progress for a day is dead, not slow.
+const MAX_WRITE_TIMEOUT: Duration = Duration::from_secs(86_400);
+/// 1 h: shutdown that waits longer is a hung shutdown.
+const MAX_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
+/// 1 s: retention ages are checked against whole-second clocks, and a shorter one keeps nothing.
+const MIN_RETENTION_AGE: Duration = Duration::from_secs(1);
+/// 3650 days: ten years; past it say 0s (no age limit) instead of a number that overflows dates.
+const MAX_RETENTION_AGE: Duration = Duration::from_secs(3650 * 86_400);
+/// 1 KiB: a subscriber allowed fewer unsent bytes than one small event would never be live.
+const MIN_UNSENT_BYTES: usize = 1024;
+/// 1 GiB: per subscriber; 10,000 subscribers at that would be 10 TB of queue.
+const MAX_UNSENT_BYTES: usize = 1 << 30;
+/// 256 bytes: room for the JSON of a topic and a short datum; 0 would refuse every publish.
+const MIN_BODY_BYTES: usize = 256;
+/// 8 MiB: herald-client's default event limit; a larger event would be dropped by subscribers.
+const MAX_BODY_BYTES: usize = herald_wire::Parser::DEFAULT_MAX_EVENT_SIZE;
+/// 1,024 topics per stream: bounded matching work per event; 0 would refuse every stream.
+const MAX_TOPICS: usize = 1024;
+/// 1,000,000: above any file descriptor limit; 0 would refuse every connection.
+const MAX_CONNECTIONS: usize = 1_000_000;
+/// The most open streams per client address: as many as connections.
+const MAX_STREAMS_PER_CLIENT: usize = MAX_CONNECTIONS;
+/// 0.001 per second (one every 17 minutes): a slower rate is a ban, and tiny rates once made
+/// the wait before the next publish overflow (`--publish-rate 1e-20` panicked).
+const MIN_PUBLISH_RATE: f64 = 0.001;
+/// 1,000,000 per second: far above what one hub can store; say 0 for no limit.
+const MAX_PUBLISH_RATE: f64 = 1_000_000.0;
+/// 1,000,000 publishes in one burst: any more is no limit; say 0 for no rate.
+const MAX_PUBLISH_BURST: u32 = 1_000_000;
 
 /// Which event store backs the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +83,7 @@ pub(crate) const RULES: &[Rule] = &[
     // An HS256 --jwt-secret has no other algorithm.
     Rule::Requires("jwt_alg", "jwt_public_key"),
     Rule::Requires("publish_burst", "publish_rate"),
+    Rule::Requires("static_follow_symlinks", "static_dir"),
     Rule::Requires("tls_cert", "tls_key"),
     Rule::Requires("tls_key", "tls_cert"),
 ];
@@ -74,13 +115,13 @@ pub(crate) struct Args {
     redis_prefix: String,
     /// How long one Redis command may take before it counts as failed (--store redis).
     #[arg(long, default_value = "5s", env = "HERALD_REDIS_TIMEOUT",
-          value_parser = crate::duration::parse_positive)]
+          value_parser = range::duration(MIN_TIMER, MAX_REDIS_TIMEOUT))]
     redis_timeout: Duration,
     /// How long a publish keeps trying when Redis's answer was lost (--store redis), so that it
     /// is answered 200 with the stored id instead of an unknown outcome; every publish is
     /// answered within this plus --redis-timeout.
     #[arg(long, default_value = "10s", env = "HERALD_REDIS_PUBLISH_TIMEOUT",
-          value_parser = crate::duration::parse)]
+          value_parser = range::duration(Duration::ZERO, MAX_REDIS_TIMEOUT))]
     redis_publish_timeout: Duration,
     /// Timeouts and limits (boxed: they are many, and `Args` is a variant of the command enum).
     #[command(flatten)]
@@ -92,9 +133,13 @@ pub(crate) struct Args {
     /// shows nothing).
     #[arg(long)]
     no_metrics_topic: bool,
-    /// Serve this directory at / instead of the demo page.
+    /// Serve this directory at / instead of the demo page. A path that reaches outside it through
+    /// a symlink is answered 404 (see --static-follow-symlinks).
     #[arg(long = "static", value_name = "DIR")]
     static_dir: Option<PathBuf>,
+    /// With --static, also serve files reached through symlinks that point outside the directory.
+    #[arg(long)]
+    static_follow_symlinks: bool,
     /// Allow listening on a non-loopback address with no JWT key, although anyone can then
     /// publish and subscribe.
     #[arg(long)]
@@ -135,23 +180,17 @@ pub(crate) struct Security {
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<String>,
     /// Most open streams per client address (IPv6: per /64); 0 for no cap.
-    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_STREAMS_PER_CLIENT)]
+    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_STREAMS_PER_CLIENT,
+          value_parser = range::int_or_zero(1, MAX_STREAMS_PER_CLIENT))]
     max_streams_per_client: usize,
-    /// Publishes per second per token subject (or client address); 0 for no limit.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    /// Publishes per second per token subject (or client address), from 0.001 to 1000000; 0 for
+    /// no limit.
+    #[arg(long, default_value_t = 0.0,
+          value_parser = range::float_or_zero(MIN_PUBLISH_RATE, MAX_PUBLISH_RATE))]
     publish_rate: f64,
     /// Publishes allowed in a burst with --publish-rate (default: twice the rate, at least 1).
-    #[arg(long)]
+    #[arg(long, value_parser = range::int(1, MAX_PUBLISH_BURST))]
     publish_burst: Option<u32>,
-}
-
-fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
-        _ => Err(format!(
-            "{s:?} is not a rate: a number of publishes per second, e.g. 10 or 0.5"
-        )),
-    }
 }
 
 impl Security {
@@ -187,15 +226,13 @@ impl Security {
         config.allow_anonymous_subscribers = self.allow_anonymous_subscribers;
         config.cors = CorsOrigins::try_from_origins(&self.cors_origins).context("--cors-origin")?;
         config.max_streams_per_client = self.max_streams_per_client;
+        // The rate is in range (see `MAX_PUBLISH_RATE`), so twice it fits a u32.
         config.publish_rate = (self.publish_rate > 0.0).then(|| PublishRate {
             per_second: self.publish_rate,
             burst: self
                 .publish_burst
                 .unwrap_or((self.publish_rate * 2.0).ceil().max(1.0) as u32),
         });
-        if self.publish_burst == Some(0) {
-            anyhow::bail!("--publish-burst must be at least 1");
-        }
         Ok(())
     }
 }
@@ -204,78 +241,67 @@ impl Security {
 #[derive(Debug, clap::Args)]
 pub(crate) struct Tuning {
     /// Send a comment on a stream idle this long (e.g. 15s, 500ms, 2m).
-    #[arg(long, default_value = "15s", value_parser = crate::duration::parse_positive)]
+    #[arg(long, default_value = "15s", value_parser = range::duration(MIN_TIMER, MAX_HEARTBEAT))]
     heartbeat: Duration,
-    /// The reconnection time sent first on every stream.
-    #[arg(long, default_value = "3s", value_parser = crate::duration::parse)]
+    /// The reconnection time sent first on every stream (at most 1d).
+    #[arg(long, default_value = "3s", value_parser = range::duration(Duration::ZERO, MAX_RETRY))]
     retry: Duration,
     /// Close a connection whose client has not read anything for this long.
-    #[arg(long, default_value = "30s", value_parser = crate::duration::parse_positive)]
+    #[arg(long, default_value = "30s",
+          value_parser = range::duration(MIN_TIMER, MAX_WRITE_TIMEOUT))]
     write_timeout: Duration,
     /// Most unsent bytes queued per subscriber before it catches up from the log instead.
-    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_UNSENT_BYTES)]
+    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_UNSENT_BYTES,
+          value_parser = range::int(MIN_UNSENT_BYTES, MAX_UNSENT_BYTES))]
     max_unsent_bytes: usize,
     /// Largest accepted publish body, in bytes.
-    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_BODY_BYTES,
+          value_parser = range::int(MIN_BODY_BYTES, MAX_BODY_BYTES))]
     max_body_bytes: usize,
     /// Most topics per stream.
-    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_TOPICS)]
+    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_TOPICS,
+          value_parser = range::int(1, MAX_TOPICS))]
     max_topics: usize,
     /// Most open connections at once (more are answered 503 with Retry-After).
-    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_CONNECTIONS,
+          value_parser = range::int(1, MAX_CONNECTIONS))]
     max_connections: usize,
     /// Most open connections from one client address (IPv6: per /64); more are answered 429.
     /// Behind a reverse proxy every connection comes from the proxy: raise it there.
     #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-          value_parser = parse_connection_cap)]
+          value_parser = range::int(1, MAX_CONNECTIONS))]
     max_connections_per_client: usize,
     /// Close a new connection that has not sent a complete request head (TLS handshake
     /// included) within this time.
-    #[arg(long, default_value = "30s", value_parser = parse_connection_timeout)]
+    #[arg(long, default_value = "30s", value_parser = range::duration(MIN_TIMER, MAX_CONNECTION_TIMEOUT))]
     header_read_timeout: Duration,
     /// Answer 408 and close when a request body has not arrived whole within this time of its
     /// headers.
-    #[arg(long, default_value = "30s", value_parser = parse_connection_timeout)]
+    #[arg(long, default_value = "30s", value_parser = range::duration(MIN_TIMER, MAX_CONNECTION_TIMEOUT))]
     body_read_timeout: Duration,
     /// Close a connection with no request in flight for this long (HTTP/1.1 keep-alive;
     /// HTTP/2 with no open stream, pings do not count).
-    #[arg(long, default_value = "65s", value_parser = parse_connection_timeout)]
+    #[arg(long, default_value = "65s", value_parser = range::duration(MIN_TIMER, MAX_CONNECTION_TIMEOUT))]
     idle_timeout: Duration,
     /// On shutdown, wait at most this long for connections to end.
-    #[arg(long, default_value = "10s", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "10s",
+          value_parser = range::duration(Duration::ZERO, MAX_DRAIN_TIMEOUT))]
     drain_timeout: Duration,
     /// Keep at most this many events (0: no count limit).
-    #[arg(long, default_value_t = Retention::DEFAULT_MAX_EVENTS)]
+    #[arg(long, default_value_t = Retention::DEFAULT_MAX_EVENTS,
+          value_parser = range::int_or_zero(1, u64::MAX))]
     retention_events: u64,
     /// Keep events at most this long (0s: no age limit).
-    #[arg(long, default_value = "24h", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "24h",
+          value_parser = range::duration_or_zero(MIN_RETENTION_AGE, MAX_RETENTION_AGE))]
     retention_age: Duration,
 }
 
-/// The longest connection timeout accepted: past an hour, a timeout that exists to free slots
-/// from stalled clients no longer does.
+/// The longest connection timeout accepted (header, body, idle): past an hour, a timeout that
+/// exists to free slots from stalled clients no longer does.
 const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// A connection timeout: more than zero (zero would close every connection at once), at most
-/// [`MAX_CONNECTION_TIMEOUT`].
-fn parse_connection_timeout(s: &str) -> Result<Duration, String> {
-    let d = crate::duration::parse_positive(s)?;
-    if d > MAX_CONNECTION_TIMEOUT {
-        return Err(format!(
-            "{s:?} is too long: at most 1h (a timeout that frees stalled connections must end)"
-        ));
-    }
-    Ok(d)
-}
-
-/// A per-address connection cap: at least 1 (0 would refuse every connection).
-fn parse_connection_cap(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1 (0 would refuse every connection); to not cap per address, set it to --max-connections".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{s:?} is not a number of connections")),
-    }
-}
+/// The longest Redis command and publish timeouts: a publisher waiting longer has given up.
+const MAX_REDIS_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn parse_redis_prefix(s: &str) -> Result<String, String> {
     herald_hub::log::redis::check_prefix(s).map(|()| s.to_owned())
@@ -381,6 +407,7 @@ async fn serve(args: Args, mut config: HubConfig) -> anyhow::Result<()> {
     config.body_read_timeout = args.tuning.body_read_timeout;
     config.idle_timeout = args.tuning.idle_timeout;
     config.static_dir = args.static_dir.clone();
+    config.static_follow_symlinks = args.static_follow_symlinks;
     if args.no_metrics_topic {
         config.metrics_interval = None;
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::StreamExt;
 use herald_client::{Event, EventSource, MessageEvent, RetryPolicy};
+use herald_wire::{redact_text, redact_url};
 
 /// Arguments of `herald subscribe`.
 #[derive(Debug, clap::Args)]
@@ -38,6 +39,11 @@ pub(crate) struct Args {
     /// `-H 'Authorization: Bearer eyJ...'`.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     headers: Vec<(String, String)>,
+
+    /// A JWT sent as `Authorization: Bearer` with every request (or set HERALD_TOKEN, which keeps
+    /// it out of the shell history and `ps`). Never printed.
+    #[arg(long, value_name = "JWT", env = "HERALD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 
     /// Resume after this event id (sent as `Last-Event-ID` on the first request).
     #[arg(long, value_name = "ID")]
@@ -80,15 +86,15 @@ fn parse_header(raw: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), value.to_owned()))
 }
 
-/// Positive seconds, decimals allowed.
+/// 10 ms: a shorter idle timeout would call every connection lost before its first byte.
+const MIN_IDLE_SECS: f64 = 0.01;
+/// One day: past it, a silent connection is dead whatever the server's heartbeat.
+const MAX_IDLE_SECS: f64 = 86_400.0;
+
+/// Seconds from [`MIN_IDLE_SECS`] to [`MAX_IDLE_SECS`], decimals allowed.
 fn parse_seconds(raw: &str) -> Result<Duration, String> {
-    let seconds: f64 = raw
-        .parse()
-        .map_err(|_| format!("`{raw}` is not a number of seconds"))?;
-    if seconds <= 0.0 {
-        return Err("must be more than 0".to_owned());
-    }
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{raw}` is out of range"))
+    let seconds = crate::range::float(MIN_IDLE_SECS, MAX_IDLE_SECS)(raw)?;
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -100,6 +106,27 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn subscribe(args: Args) -> anyhow::Result<ExitCode> {
+    let has_authorization = args
+        .headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+    if let Some(token) = &args.token {
+        // Checked here, not by clap, whose error would quote the value: the token is a secret.
+        if has_authorization {
+            eprintln!(
+                "herald: --token (or $HERALD_TOKEN) and -H 'Authorization: ...' both set the \
+                 Authorization header: give one of them"
+            );
+            return Ok(ExitCode::from(crate::USAGE_ERROR));
+        }
+        if token.is_empty() || reqwest::header::HeaderValue::from_str(token).is_err() {
+            eprintln!(
+                "herald: --token (or $HERALD_TOKEN): not a token that a header can carry (empty, \
+                 or with a line break or control character)"
+            );
+            return Ok(ExitCode::from(crate::USAGE_ERROR));
+        }
+    }
     let mut policy = RetryPolicy::new().retry_server_errors(args.retry_server_errors);
     if let Some(max) = args.max_retries {
         policy = policy.max_retries(max);
@@ -110,6 +137,9 @@ async fn subscribe(args: Args) -> anyhow::Result<ExitCode> {
     }
     for (name, value) in args.headers {
         builder = builder.header(name, value);
+    }
+    if let Some(token) = args.token {
+        builder = builder.header("Authorization", format!("Bearer {token}"));
     }
     if let Some(id) = args.last_event_id {
         builder = builder.last_event_id(id);
@@ -145,13 +175,15 @@ async fn subscribe(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(_) => {} // `Open`: nothing to print; a reconnection is not news on stdout
             Err(error) if error.is_fatal() => {
-                let mut urls = args.url.clone();
+                let mut urls = redact_url(&args.url);
                 if !args.fallback_urls.is_empty() {
-                    urls = format!("{urls} (or {})", args.fallback_urls.join(", "));
+                    let others: Vec<String> =
+                        args.fallback_urls.iter().map(|u| redact_url(u)).collect();
+                    urls = format!("{urls} (or {})", others.join(", "));
                 }
                 return Err(anyhow::Error::new(error).context(format!("subscribing to {urls}")));
             }
-            Err(error) => eprintln!("herald: {} (reconnecting)", chain(&error)),
+            Err(error) => eprintln!("herald: {} (reconnecting)", redact_text(&chain(&error))),
         }
     }
     // The server ended the stream for good (204).
@@ -249,7 +281,7 @@ mod tests {
     #[test]
     fn seconds_are_positive_numbers() {
         assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
-        for bad in ["0", "-1", "x", "NaN", "inf", "1e300"] {
+        for bad in ["0", "-1", "x", "NaN", "inf", "1e300", "1e-20", "86401"] {
             assert!(parse_seconds(bad).is_err(), "{bad}");
         }
     }

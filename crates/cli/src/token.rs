@@ -41,14 +41,14 @@ pub(crate) struct Args {
     subject: Option<String>,
 }
 
-/// A token lifetime: a duration (see [`crate::duration`]) of at least one second, since `exp` is
-/// in whole seconds.
+/// 1 s: the shortest token lifetime, since `exp` is in whole seconds.
+const MIN_TTL: Duration = Duration::from_secs(1);
+/// 3650 days: ten years; a longer-lived token is one nobody will rotate (rotate the key instead).
+const MAX_TTL: Duration = Duration::from_secs(3650 * 86_400);
+
+/// A token lifetime: a duration (see [`crate::duration`]) from [`MIN_TTL`] to [`MAX_TTL`].
 fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let ttl = crate::duration::parse_positive(s)?;
-    if ttl < Duration::from_secs(1) {
-        return Err("the ttl must be at least 1s (exp is in whole seconds)".into());
-    }
-    Ok(ttl)
+    crate::range::duration(MIN_TTL, MAX_TTL)(s)
 }
 
 fn check_patterns(flag: &str, patterns: &[String]) -> anyhow::Result<()> {
@@ -145,6 +145,7 @@ mod tests {
             "1y",
             "-1h",
             "1.5h",
+            "3651d",
             "99999999999999999999d",
         ] {
             assert!(parse_ttl(bad).is_err(), "{bad}");

@@ -391,6 +391,45 @@ fn static_dir_replaces_the_demo_page() {
     assert_eq!(status, 200);
 }
 
+/// Issue 13: `--static DIR` served files reached through a symlink pointing outside DIR (a link
+/// to `/etc` published the file system). Such paths are 404 unless `--static-follow-symlinks`;
+/// links that stay inside DIR work.
+#[test]
+fn static_dir_refuses_symlinks_that_leave_it() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "top secret").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<p>mine</p>").unwrap();
+    let link = |target: &std::path::Path, name: &str| {
+        std::os::unix::fs::symlink(target, dir.path().join(name)).unwrap();
+    };
+    link(&outside.path().join("secret.txt"), "leak.txt");
+    link(outside.path(), "out");
+    link(&dir.path().join("index.html"), "home.html");
+    let static_dir = dir.path().to_str().unwrap();
+    let hub = Hub::start(&["--store", "memory", "--static", static_dir]);
+    for path in ["/leak.txt", "/out/secret.txt", "/out/%73ecret.txt"] {
+        let (status, body) = hub.request("GET", path, &[], b"");
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("top secret"), "{path}");
+    }
+    assert_eq!(
+        hub.request("GET", "/home.html", &[], b""),
+        (200, "<p>mine</p>".into())
+    );
+    let hub = Hub::start(&[
+        "--store",
+        "memory",
+        "--static",
+        static_dir,
+        "--static-follow-symlinks",
+    ]);
+    assert_eq!(
+        hub.request("GET", "/out/secret.txt", &[], b""),
+        (200, "top secret".into())
+    );
+}
+
 #[test]
 fn oversized_and_hostile_requests() {
     let hub = Hub::start(&["--store", "memory"]);

@@ -568,7 +568,7 @@ fn token_command_mints_tokens_the_hub_accepts_and_refuses_bad_flags() {
         ),
         (
             &["token", "--secret", SECRET, "--ttl", "0s"],
-            "more than zero",
+            "must be from 1s to 3650d",
         ),
         (&["token", "--secret", SECRET, "--ttl", "1y"], "unit"),
         (
@@ -618,8 +618,11 @@ fn serve_refuses_bad_security_flags() {
             &["--cors-origin", "*", "--cors-origin", "https://a.example"],
             "cannot be combined",
         ),
-        (&["--publish-rate=-1"], "not a rate"),
-        (&["--publish-rate", "fast"], "not a rate"),
+        (
+            &["--publish-rate=-1"],
+            "must be 0 (off) or from 0.001 to 1000000",
+        ),
+        (&["--publish-rate", "fast"], "not a number"),
     ] {
         let mut full = vec!["serve", "--store", "memory", "--addr", "127.0.0.1:0"];
         full.extend_from_slice(args);

@@ -641,10 +641,14 @@ fn fd_starved_hub_backs_off_and_answers_healthz_once_fds_free_up() {
 #[test]
 fn connection_bounds_out_of_range_stop_start_up() {
     for (flag, value, says) in [
-        ("--idle-timeout", "0s", "more than zero"),
-        ("--header-read-timeout", "0ms", "more than zero"),
-        ("--body-read-timeout", "2h", "at most 1h"),
-        ("--max-connections-per-client", "0", "at least 1"),
+        ("--idle-timeout", "0s", "must be from 10ms to 1h"),
+        ("--header-read-timeout", "0ms", "must be from 10ms to 1h"),
+        ("--body-read-timeout", "2h", "must be from 10ms to 1h"),
+        (
+            "--max-connections-per-client",
+            "0",
+            "must be from 1 to 1000000",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_herald"))
             .args([

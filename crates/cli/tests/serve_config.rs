@@ -91,7 +91,7 @@ fn bad_files_and_values_stop_start_up_naming_key_file_and_line() {
     let cases = [
         ("retry = \"1s\"\nbogus = 1\n", "line 2: unknown key `bogus`"),
         ("heartbeat = \"fast\"\n", "line 1: `heartbeat` = \"fast\""),
-        ("heartbeat = \"0s\"\n", "must be more than zero"),
+        ("heartbeat = \"0s\"\n", "must be from 10ms to 1h"),
         ("addr = \"nowhere\"\n", "`addr` = \"nowhere\""),
         ("max-topics = \"many\"\n", "`max-topics` = \"many\""),
         ("max-topics = -1\n", "`max-topics` = \"-1\""),
@@ -305,5 +305,162 @@ fn json_logs_are_one_object_per_line_without_tokens() {
         assert!(value.is_object(), "{line}");
         assert!(value.get("level").is_some(), "{line}");
         assert!(!line.contains(SECRET), "token in the log: {line}");
+    }
+}
+
+/// Issue 13: `--publish-rate 1e-20` started and then panicked on the second publish, and
+/// `--max-connections 0` started and refused everything. Every numeric flag is range-checked at
+/// start-up, as a flag, an environment variable or a config file key: exit 2, and the message
+/// names the setting, the value and the range.
+#[test]
+fn out_of_range_numbers_stop_start_up_naming_flag_value_and_range() {
+    let flags: &[(&[&str], &str)] = &[
+        (&["--max-connections", "0"], "'0' for '--max-connections"),
+        (&["--publish-rate", "1e-20"], "'1e-20' for '--publish-rate"),
+        (&["--publish-rate", "NaN"], "'NaN' for '--publish-rate"),
+        (&["--publish-rate", "inf"], "'inf' for '--publish-rate"),
+        (&["--publish-rate=-1"], "'-1' for '--publish-rate"),
+        (
+            &["--publish-rate", "5", "--publish-burst", "0"],
+            "'0' for '--publish-burst",
+        ),
+        (&["--max-topics", "0"], "'0' for '--max-topics"),
+        (&["--max-body-bytes", "0"], "'0' for '--max-body-bytes"),
+        (&["--max-unsent-bytes", "0"], "'0' for '--max-unsent-bytes"),
+        (
+            &["--max-body-bytes", "99999999999999999999"],
+            "'99999999999999999999'",
+        ),
+        (&["--heartbeat", "0s"], "'0s' for '--heartbeat"),
+        (&["--heartbeat", "9999d"], "'9999d' for '--heartbeat"),
+        (&["--write-timeout", "0ms"], "'0ms' for '--write-timeout"),
+        (&["--retry", "400d"], "'400d' for '--retry"),
+        (
+            &["--retention-age", "99999d"],
+            "'99999d' for '--retention-age",
+        ),
+    ];
+    for (args, names) in flags {
+        let (code, stderr) = failed_start(args, &[]);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(names) && stderr.contains("must be"),
+            "{args:?}: expected {names:?} and the range in {stderr}"
+        );
+    }
+    let (code, stderr) = failed_start(&[], &[("HERALD_MAX_CONNECTIONS", "0")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("must be from 1 to 1000000")
+            && stderr.contains("the value comes from $HERALD_MAX_CONNECTIONS"),
+        "{stderr}"
+    );
+    for (text, expected) in [
+        ("max-connections = 0\n", "`max-connections` = \"0\""),
+        ("publish-rate = 1e-20\n", "`publish-rate` = \"1e-20\""),
+        ("heartbeat = \"9999d\"\n", "`heartbeat` = \"9999d\""),
+    ] {
+        let file = config_file(text);
+        let path = file.path().to_str().unwrap();
+        let (code, stderr) = failed_start(&["--config", path], &[]);
+        assert_eq!(code, 2, "{text:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("config file {path}, line 1: {expected}"))
+                && stderr.contains("must be"),
+            "{text:?}: {stderr}"
+        );
+    }
+}
+
+/// The other commands' numbers: out of range is bad usage (exit 2) naming the flag.
+#[test]
+fn out_of_range_numbers_of_publish_subscribe_and_token_are_bad_usage() {
+    let secret = ["--secret", SECRET];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["token", secret[0], secret[1], "--ttl", "3651d"],
+            "'3651d' for '--ttl",
+        ),
+        (
+            &["token", secret[0], secret[1], "--ttl", "0s"],
+            "'0s' for '--ttl",
+        ),
+        (
+            &[
+                "publish",
+                "--url",
+                "http://127.0.0.1:1",
+                "--topic",
+                "t",
+                "--data",
+                "x",
+                "--retry",
+                "18446744073709551615",
+            ],
+            "for '--retry",
+        ),
+        (
+            &[
+                "subscribe",
+                "--idle-timeout",
+                "1e-20",
+                "http://127.0.0.1:1/",
+            ],
+            "for '--idle-timeout",
+        ),
+        (
+            &["subscribe", "--idle-timeout", "NaN", "http://127.0.0.1:1/"],
+            "for '--idle-timeout",
+        ),
+    ];
+    for (args, names) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(*args)
+            .env_remove("HERALD_TOKEN")
+            .env_remove("HERALD_JWT_SECRET")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(names) && stderr.contains("must be"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// Issue 13: a `--redis-url` with a password was printed whole in the start-up error when Redis
+/// was unreachable.
+#[test]
+fn redis_url_password_never_appears_in_stderr_when_redis_is_unreachable() {
+    let port = herald_testkit::free_port();
+    for url in [
+        format!("redis://:hunter2pw@127.0.0.1:{port}/0"),
+        format!("redis://default:hunter2pw@127.0.0.1:{port}"),
+        // Too malformed for the redis client to parse: still redacted.
+        "redis://:hunter2pw@[::1".to_owned(),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--store",
+                "redis",
+                "--redis-url",
+                &url,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}: {stderr}");
+        assert!(stderr.contains("redis"), "{stderr}");
+        assert!(stderr.contains(":***@"), "{stderr}");
+        assert!(
+            !stderr.contains("hunter2pw"),
+            "the password was printed: {stderr}"
+        );
     }
 }

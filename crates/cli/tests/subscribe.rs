@@ -56,7 +56,8 @@ async fn json_lines_follow_the_spec_across_reconnections() {
             "\n",
             r#"{"type":"message","data":"tab\there","id":"1"}"#,
             "\n",
-            r#"{"type":"message","data":"no id on a new stream","id":""}"#,
+            // The source's last event id survives the reconnection (only an `id:` changes it).
+            r#"{"type":"message","data":"no id on a new stream","id":"1"}"#,
             "\n",
             r#"{"type":"message","data":"\\u00e9 é","id":"2"}"#,
             "\n",
@@ -121,11 +122,12 @@ const SPEC_CASES: &[(&[u8], &[&str])] = &[
     ),
     (
         b"\xEF\xBB\xBFdata: one BOM is\n\n",
-        &[r#"{"type":"message","data":"one BOM is","id":""}"#],
+        // From here on the last event id is the 5 above: it persists across reconnections.
+        &[r#"{"type":"message","data":"one BOM is","id":"5"}"#],
     ),
     (
         b"data: \xF0\x9F\x92\xA9 \xF0\x9F\n\n",
-        &[r#"{"type":"message","data":"💩 �","id":""}"#],
+        &[r#"{"type":"message","data":"💩 �","id":"5"}"#],
     ),
     (b"data: never ends\n", &[]),
 ];
@@ -387,4 +389,113 @@ async fn a_closed_stdout_exits_quietly() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     assert_eq!(text(&output.stderr), "");
+}
+
+/// Issue 13: docs/http-api.md documented `herald subscribe --token`, which did not exist, and
+/// `subscribe` did not read `HERALD_TOKEN`. Both now send `Authorization: Bearer`, on every
+/// connection, and the token is never printed.
+#[tokio::test]
+async fn subscribe_sends_token_from_flag_and_herald_token_and_never_prints_it() {
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.s3cr3t-signature";
+    for from_env in [false, true] {
+        let server = ScriptedServer::start([
+            Response::sse().chunk("retry: 10\nid: 1\ndata: a\n\n"),
+            Response::status(401),
+        ])
+        .await;
+        let url = server.url("/events?topic=t");
+        let mut command = herald();
+        command.arg("subscribe").arg("--json");
+        if from_env {
+            command.env("HERALD_TOKEN", TOKEN);
+        } else {
+            command.args(["--token", TOKEN]);
+        }
+        let output = tokio::time::timeout(LIMIT, command.arg(&url).output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let requests = server.wait_for_requests(2).await;
+        for request in &requests {
+            assert_eq!(
+                request.header("authorization"),
+                Some(format!("Bearer {TOKEN}").as_str()),
+                "from_env {from_env}"
+            );
+        }
+        let printed = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert!(printed.contains("401"), "{printed}");
+        assert!(
+            !printed.contains("s3cr3t"),
+            "the token was printed: {printed}"
+        );
+    }
+    // A token a header cannot carry, or a token and an Authorization header: bad usage, and
+    // the message does not quote the token.
+    for args in [
+        &["--token", "s3cr3t\u{1}x", "http://127.0.0.1:1/"][..],
+        &[
+            "--token",
+            "s3cr3t",
+            "-H",
+            "Authorization: Basic x",
+            "http://127.0.0.1:1/",
+        ][..],
+    ] {
+        let output = subscribe(args).await;
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("--token") && !stderr.contains("s3cr3t"),
+            "{stderr}"
+        );
+    }
+}
+
+/// Issue 13: after a reconnection a keep-alive or an id-less event made `herald subscribe`
+/// forget its place, so the next drop resumed from nowhere.
+#[tokio::test]
+async fn subscribe_resumes_from_its_last_id_after_keepalives_on_a_reconnected_stream() {
+    let server = ScriptedServer::start([
+        Response::sse().chunk("retry: 10\nid: 7\ndata: a\n\n"),
+        Response::sse().chunk(":\n\n:\n\ndata: b\n\n"),
+        Response::sse().chunk(":\n\ndata: c\n\n"),
+    ])
+    .await;
+    let output = subscribe(&["--json", "--count", "3", &server.url("/")]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        text(&output.stdout),
+        "{\"type\":\"message\",\"data\":\"a\",\"id\":\"7\"}\n\
+         {\"type\":\"message\",\"data\":\"b\",\"id\":\"7\"}\n\
+         {\"type\":\"message\",\"data\":\"c\",\"id\":\"7\"}\n"
+    );
+    let ids: Vec<_> = server
+        .requests()
+        .iter()
+        .map(|r| r.header("last-event-id").map(str::to_owned))
+        .collect();
+    let seven = Some("7".to_owned());
+    assert_eq!(ids, [None, seven.clone(), seven]);
+}
+
+/// Issue 13: a URL's credentials (userinfo password, `access_token`) were printed whole in
+/// errors; they are redacted.
+#[tokio::test]
+async fn subscribe_errors_redact_url_credentials() {
+    let port = free_port();
+    let url = format!("http://user:pa55word@127.0.0.1:{port}/events?topic=t&access_token=t0k3n");
+    let output = subscribe(&["--max-retries", "0", &url]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("user:***@127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("access_token=***"), "{stderr}");
+    assert!(
+        !stderr.contains("pa55word") && !stderr.contains("t0k3n"),
+        "{stderr}"
+    );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
-use herald_wire::{MessageEvent, Parser};
+use herald_wire::{MessageEvent, Parser, redact_url};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use tokio::sync::watch;
@@ -392,7 +392,7 @@ impl Driver {
                             tracing::debug!(
                                 ?delay,
                                 %error,
-                                url = %self.urls[self.current],
+                                url = %redact_url(self.urls[self.current].as_str()),
                                 "reconnecting after a failed attempt"
                             );
                             self.state = State::Waiting(delay);
@@ -407,7 +407,7 @@ impl Driver {
                     // place that decides it, so the rule stays what the builder's docs say.
                     self.current = (self.current + 1) % self.urls.len();
                     if self.urls.len() > 1 {
-                        tracing::debug!(url = %self.urls[self.current], "reconnecting to the next URL");
+                        tracing::debug!(url = %redact_url(self.urls[self.current].as_str()), "reconnecting to the next URL");
                     }
                     self.state = State::Connecting;
                 }
@@ -438,7 +438,7 @@ impl Driver {
                         None => self.reconnect_after_stream(),
                         Some(Err(error)) => {
                             self.reconnect_after_stream();
-                            return Some(Err(Error::new(Kind::Body(error))));
+                            return Some(Err(Error::new(Kind::Body(redacted(error)))));
                         }
                     }
                 }
@@ -457,7 +457,11 @@ impl Driver {
     fn reconnect_after_stream(&mut self) {
         self.parser.finish();
         let delay = self.policy.delay(self.reconnection_time(), 0, None);
-        tracing::debug!(?delay, url = %self.urls[self.current], "stream ended, reconnecting");
+        tracing::debug!(
+            ?delay,
+            url = %redact_url(self.urls[self.current].as_str()),
+            "stream ended, reconnecting"
+        );
         self.state = State::Waiting(delay);
         self.shared.set(ReadyState::Connecting);
     }
@@ -487,7 +491,7 @@ impl Driver {
         };
         let response = match sent {
             Ok(response) => response,
-            Err(error) => return Attempt::Retry(Error::new(Kind::Connect(error)), None),
+            Err(error) => return Attempt::Retry(Error::new(Kind::Connect(redacted(error))), None),
         };
         let status = response.status();
         if status == StatusCode::NO_CONTENT {
@@ -522,8 +526,11 @@ impl Driver {
 
 /// A URL the source can connect to: `http`, or `https` with the `rustls` feature. Errors name
 /// the URL, since a builder may hold several.
+/// The URL in them is redacted (see [`redact_url`]): it may carry a password or a token.
 fn parse_url(raw: &str) -> Result<Url, Error> {
-    let url = Url::parse(raw).map_err(|e| Error::builder(format!("invalid URL `{raw}`: {e}")))?;
+    let url = Url::parse(raw)
+        .map_err(|e| Error::builder(format!("invalid URL `{}`: {e}", redact_url(raw))))?;
+    let raw = redact_url(raw);
     match url.scheme() {
         "http" => Ok(url),
         "https" if cfg!(feature = "rustls") => Ok(url),
@@ -533,6 +540,16 @@ fn parse_url(raw: &str) -> Result<Url, Error> {
         other => Err(Error::builder(format!(
             "unsupported URL scheme `{other}` in `{raw}`"
         ))),
+    }
+}
+
+/// `error` with the URL it quotes redacted (see [`redact_url`]): a user prints it, and the URL may
+/// carry an `access_token`.
+fn redacted(error: reqwest::Error) -> reqwest::Error {
+    match error.url().map(|url| Url::parse(&redact_url(url.as_str()))) {
+        Some(Ok(shown)) => error.with_url(shown),
+        Some(Err(_)) => error.without_url(),
+        None => error,
     }
 }
 

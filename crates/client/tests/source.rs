@@ -62,7 +62,7 @@ async fn sends_accept_cache_control_and_custom_headers_on_every_connection() {
         .build()
         .unwrap();
     let items = run(es).await;
-    assert_eq!(items, ["open", "message|a|1", "open", "message|b|"]);
+    assert_eq!(items, ["open", "message|a|1", "open", "message|b|1"]);
     let requests = server.wait_for_requests(3).await;
     for request in &requests {
         assert_eq!(request.method, "GET");
@@ -74,8 +74,8 @@ async fn sends_accept_cache_control_and_custom_headers_on_every_connection() {
     }
     assert_eq!(requests[0].header("last-event-id"), None);
     assert_eq!(requests[1].header("last-event-id"), Some("1"));
-    // The second stream's event had no id: the spec's fresh id buffer clears the last event id.
-    assert_eq!(requests[2].header("last-event-id"), None);
+    // The second stream's event had no id: the source's last event id is unchanged.
+    assert_eq!(requests[2].header("last-event-id"), Some("1"));
 }
 
 #[tokio::test]
@@ -99,26 +99,62 @@ async fn initial_last_event_id_is_sent_until_the_server_replaces_it() {
     assert_eq!(ids, [some("41"), some("41"), some("42"), some("43")]);
 }
 
-/// The spec gives each stream a fresh last event id buffer (empty), and every blank line copies
-/// it to the last event id: a blank line before the first `id:` of a new stream (a heartbeat
-/// `:\n\n`, a lone `retry: 3000\n\n`) clears the id the client resumed from. Chromium keeps it;
-/// we follow the spec (see herald-wire). A server must send `id:` with such a block.
+/// Issue 13: after a reconnection the first blank line before an `id:` (a `:\n\n` keep-alive, a
+/// lone `retry:` block, an id-less event) set the last event id to "", so the next drop resumed
+/// from nowhere. As in Chromium, Firefox and npm `eventsource`, the last event id is the source's
+/// and survives reconnections: only an `id` field changes it.
 #[tokio::test]
-async fn a_blank_line_before_any_id_in_a_new_stream_clears_the_last_event_id() {
+async fn client_keeps_its_place_across_reconnects_with_keepalives_and_id_less_events() {
     let server = ScriptedServer::start([
-        Response::sse().chunk("retry: 1\n\n"),
-        Response::sse().chunk("retry: 1\nid: 41\n\n"),
+        Response::sse().chunk("retry: 1\n\n:\n\nid: 1\ndata: a\n\n"),
+        Response::sse().chunk(":\n\n"),
+        Response::sse().chunk(":\n\ndata: no id\n\n:\n\n"),
+        Response::sse()
+            .chunk("retry: 1\n\n")
+            .chunk(":\n\nid: 2\ndata: b\n\n:\n\n"),
+        Response::sse().chunk(":\n\nevent: t\ndata: c\n\n"),
+        // A cut event's id is dropped with it.
+        Response::sse().chunk("id: 3\ndata: cut"),
+        Response::sse().chunk(":\n\n"),
     ])
     .await;
-    let es = source(&server).last_event_id("41").build().unwrap();
-    assert_eq!(run(es).await, ["open", "open"]);
+    let items = run(source(&server).last_event_id("0").build().unwrap()).await;
+    assert_eq!(
+        items,
+        [
+            "open",
+            "message|a|1",
+            "open",
+            "open",
+            "message|no id|1",
+            "open",
+            "message|b|2",
+            "open",
+            "t|c|2",
+            "open",
+            "open",
+        ]
+    );
     let ids: Vec<_> = server
-        .wait_for_requests(3)
+        .wait_for_requests(8)
         .await
         .iter()
         .map(|r| r.header("last-event-id").map(str::to_owned))
         .collect();
-    assert_eq!(ids, [Some("41".to_owned()), None, Some("41".to_owned())]);
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        ids,
+        [
+            some("0"),
+            some("1"),
+            some("1"),
+            some("1"),
+            some("2"),
+            some("2"),
+            some("2"),
+            some("2")
+        ]
+    );
 }
 
 #[tokio::test]
@@ -167,6 +203,7 @@ event: only-type\n\n\
 data: caf\xC3\xA9 \xFF\r\n\r\n\
 data: never dispatched";
 
+/// What the first connection yields; a later one starts from last event id 5 instead.
 const EXPECTED: [&str; 7] = [
     "open",
     "message|one|",
@@ -194,10 +231,18 @@ async fn every_rule_of_the_parser_survives_every_split_of_the_stream() {
     let items = run(source(&server).build().unwrap()).await;
 
     assert_eq!(items.len(), connections * EXPECTED.len(), "{items:?}");
+    let resumed: Vec<String> = EXPECTED
+        .iter()
+        .map(|e| e.replace("one|", "one|5").replace("two\n|", "two\n|5"))
+        .collect();
     for (connection, seen) in items.chunks(EXPECTED.len()).enumerate() {
+        let expected: Vec<&str> = match connection {
+            0 => EXPECTED.to_vec(),
+            _ => resumed.iter().map(String::as_str).collect(),
+        };
         assert_eq!(
             seen,
-            EXPECTED,
+            expected,
             "connection {connection} (split at byte {})",
             connection + 1
         );
@@ -318,7 +363,7 @@ async fn a_broken_stream_is_an_error_then_a_reconnection_with_the_last_id() {
     assert_eq!(items.len(), 5, "{items:?}");
     assert_eq!(items[..2], ["open", "message|a|3"]);
     assert!(items[2].starts_with("error the stream broke"), "{items:?}");
-    assert_eq!(items[3..], ["open", "message|b|"]);
+    assert_eq!(items[3..], ["open", "message|b|3"]);
     let requests = server.wait_for_requests(2).await;
     assert_eq!(requests[1].header("last-event-id"), Some("3"));
 }
@@ -424,7 +469,7 @@ async fn the_idle_timeout_treats_a_silent_connection_as_lost() {
     assert_eq!(items[..2], ["open", "message|a|1"]);
     assert!(items[2].starts_with("error no data for 1s"), "{items:?}");
     // Heartbeats (comments) keep the second connection alive past the timeout.
-    assert_eq!(items[3..], ["open", "message|b|"]);
+    assert_eq!(items[3..], ["open", "message|b|1"]);
     let connections = server
         .wait_for(|c| c.len() == 3 && c[0].ended_at.is_some())
         .await;

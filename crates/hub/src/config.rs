@@ -61,6 +61,10 @@ pub struct HubConfig {
     pub idle_timeout: Duration,
     /// Serve this directory at `/` instead of the demo page.
     pub static_dir: Option<PathBuf>,
+    /// Serve files of [`HubConfig::static_dir`] reached through a symlink that points outside
+    /// it. Default false: such a request is answered 404, so a stray link cannot publish the
+    /// rest of the file system.
+    pub static_follow_symlinks: bool,
     /// Token verification. `None`: the hub is anonymous (anyone may publish and subscribe, and
     /// `private` events reach no one).
     pub auth: Option<Authorizer>,
@@ -145,6 +149,7 @@ impl Default for HubConfig {
             body_read_timeout: Self::DEFAULT_BODY_READ_TIMEOUT,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             static_dir: None,
+            static_follow_symlinks: false,
             auth: None,
             allow_anonymous_subscribers: false,
             cors: CorsOrigins::SameOrigin,

@@ -49,6 +49,7 @@ mod broker;
 mod config;
 mod cors;
 mod error;
+mod files;
 mod form;
 mod limits;
 pub mod log;
@@ -147,11 +148,7 @@ impl Hub {
             .route("/dashboard/samples", get(dashboard_samples));
         let router = match &self.shared.config.static_dir {
             Some(dir) => {
-                use axum::handler::HandlerWithoutStateExt;
-                let files = tower_http::services::ServeDir::new(dir)
-                    .call_fallback_on_method_not_allowed(true)
-                    .not_found_service(not_found.into_service());
-                router.fallback_service(files)
+                files::with_static_dir(router, dir, self.shared.config.static_follow_symlinks)
             }
             None => router.route("/", get(index)).fallback(not_found),
         };

@@ -183,7 +183,10 @@ impl RateLimiter {
             return Ok(());
         }
         let wait = if self.rate.per_second > 0.0 {
-            Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate.per_second)
+            // A tiny rate (1e-20) makes this wait longer than a Duration holds: `from_secs_f64`
+            // panicked there on the second publish. Such a wait is "never", so saturate.
+            Duration::try_from_secs_f64((1.0 - bucket.tokens) / self.rate.per_second)
+                .unwrap_or(Duration::MAX)
         } else {
             Duration::from_secs(60)
         };
@@ -255,6 +258,25 @@ mod tests {
         // Half a second later one token is back.
         r.check(who(), t0 + Duration::from_millis(500)).unwrap();
         assert!(r.check(who(), t0 + Duration::from_millis(500)).is_err());
+    }
+
+    #[test]
+    fn a_tiny_rate_refuses_with_a_long_retry_after_instead_of_panicking() {
+        let r = RateLimiter::new(PublishRate {
+            per_second: 1e-20,
+            burst: 1,
+        });
+        let t0 = Instant::now();
+        r.check(Publisher::Subject("a".into()), t0).unwrap();
+        let err = r.check(Publisher::Subject("a".into()), t0).unwrap_err();
+        assert_eq!(err.status(), 429);
+        let response = axum::response::IntoResponse::into_response(err);
+        let secs: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(secs > 1_000_000_000, "{secs}");
     }
 
     #[test]

@@ -183,9 +183,10 @@ pub fn encode_comment(text: &str) -> Bytes {
 ///
 /// It ends with no blank line on purpose: the field takes effect as soon as the line is read, and a
 /// blank line would dispatch, which copies the stream's last event id buffer to the last event id.
-/// At the start of a stream that buffer is empty (as the spec says), so a spec parser that resumed
-/// with `Last-Event-ID` would forget its position. The same holds for heartbeats: send a comment
-/// line ([`encode_comment`]), not a comment and a blank line.
+/// Read to the letter, the spec starts that buffer empty on each stream, so a parser that follows
+/// the letter (unlike browsers and [`crate::Parser`]) and resumed with `Last-Event-ID` would
+/// forget its position. The same holds for heartbeats: send a comment line ([`encode_comment`]),
+/// not a comment and a blank line.
 ///
 /// ```
 /// assert_eq!(&herald_wire::encode_retry(2500)[..], b"retry: 2500\n");

@@ -18,12 +18,17 @@
 //! # Ok::<(), herald_wire::EncodeError>(())
 //! ```
 //!
+//! Also [`redact_url`] and [`redact_text`]: the one redaction of credentials in URLs that the hub,
+//! the client and the CLI apply before a URL goes into a log line or an error message.
+//!
 //! Limits: the parser holds at most [`Parser::max_event_size`] bytes of one event; data line ends
 //! are normalised to LF on the way through (the format cannot carry a bare CR in data).
 
 mod event;
 mod parser;
+mod redact;
 mod scan;
 
 pub use event::{EncodeError, Event, check_id, check_type, encode_comment, encode_retry};
 pub use parser::{MessageEvent, ParseError, Parser};
+pub use redact::{SECRET_QUERY_KEYS, redact_text, redact_url};

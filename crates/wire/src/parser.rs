@@ -39,13 +39,14 @@
 //!
 //! # Where the spec and browsers differ
 //!
-//! The spec gives each stream its own last event id buffer, initialized to the empty string, so
-//! after a reconnection the first event without an `id:` field clears the last event id. Chromium
-//! instead starts the buffer of a new stream from the current last event id. This parser follows
-//! the spec. The difference shows when a server sends a blank line before the first `id:` of a
-//! resumed stream (a `retry:` block or a heartbeat ending in a blank line): a spec parser then
-//! clears its last event id, and its next reconnection cannot resume. herald's hub never does that
-//! (its `retry:` and heartbeats carry no blank line, see [`crate::encode_retry`]).
+//! Read to the letter, the spec gives each stream its own last event id buffer, initialized to the
+//! empty string, so after a reconnection the first blank line before an `id:` (a `:\n\n`
+//! keep-alive, a lone `retry: 3000\n\n`, an event without an id) clears the last event id, and
+//! the next reconnection cannot resume. Chromium, Firefox and the npm `eventsource` package all
+//! keep the event source's last event id across reconnections instead, and so does this parser:
+//! a new stream's buffer starts from the current last event id ([`Parser::finish`],
+//! [`Parser::with_last_event_id`]), so only an `id` field changes it (an empty `id:` clears it),
+//! and each event's [`MessageEvent::last_event_id`] is the source's.
 
 use bytes::{Buf, BytesMut};
 use std::fmt;
@@ -164,6 +165,10 @@ impl Parser {
     /// Starts from a known last event id, e.g. one saved before a restart.
     pub fn with_last_event_id(mut self, id: impl Into<String>) -> Self {
         self.state.last_event_id = id.into();
+        // The buffer too: an event before the stream's first `id:` carries this id.
+        self.state
+            .last_event_id_buffer
+            .clone_from(&self.state.last_event_id);
         self
     }
 
@@ -256,8 +261,10 @@ impl Parser {
         }
     }
 
-    /// Ends the stream: the unterminated event, if any, is discarded, as the spec requires. The
-    /// last event id and reconnection time are kept for the next stream.
+    /// Ends the stream: the unterminated event, if any, is discarded (its `id:` too), as the spec
+    /// requires. The last event id and reconnection time are kept for the next stream, whose
+    /// last event id buffer starts from the last event id, as browsers do (see
+    /// [the module docs](self#where-the-spec-and-browsers-differ)).
     pub fn finish(&mut self) {
         self.input.clear();
         self.scanned = 0;
@@ -266,7 +273,9 @@ impl Parser {
         self.discard = None;
         self.state.data.clear();
         self.state.event_type.clear();
-        self.state.last_event_id_buffer.clear();
+        self.state
+            .last_event_id_buffer
+            .clone_from(&self.state.last_event_id);
     }
 
     fn start_discard(&mut self, at_line_start: bool) -> ParseError {
@@ -667,19 +676,42 @@ mod tests {
     }
 
     #[test]
-    fn new_stream_starts_with_empty_id_buffer_as_the_spec_says() {
+    fn last_event_id_survives_reconnections_until_an_id_field_changes_it() {
         let mut parser = Parser::new();
         parser.feed(b"id: 5\ndata: a\n\n");
         assert_eq!(parser.next_event().unwrap().unwrap().last_event_id, "5");
+        // A stream cut after an `id:` whose event never ended: that id is dropped with it.
+        parser.feed(b"id: 6\ndata: lost\n");
+        assert!(parser.next_event().is_none());
         parser.finish();
         assert_eq!(parser.last_event_id(), "5", "kept for the reconnection");
-        parser.feed(b"data: b\n\n");
+        // Keep-alives, a lone retry block and an id-less event change nothing.
+        parser.feed(b":\n\nretry: 10\n\ndata: b\n\n");
+        assert_eq!(parser.next_event().unwrap().unwrap().last_event_id, "5");
+        assert_eq!(parser.last_event_id(), "5");
+        parser.finish();
+        parser.feed(b":\n\n");
+        assert!(parser.next_event().is_none());
+        assert_eq!(parser.last_event_id(), "5");
+        // Only an `id` field does; an empty one clears it, across a reconnection too.
+        parser.feed(b"id: 7\n\n");
+        assert!(parser.next_event().is_none());
+        parser.finish();
+        parser.feed(b"data: c\n\nid:\n\n");
+        assert_eq!(parser.next_event().unwrap().unwrap().last_event_id, "7");
+        assert!(parser.next_event().is_none());
+        assert_eq!(parser.last_event_id(), "");
+        parser.finish();
+        parser.feed(b"data: d\n\n");
         assert_eq!(parser.next_event().unwrap().unwrap().last_event_id, "");
     }
 
     #[test]
     fn initial_last_event_id() {
-        let parser = Parser::new().with_last_event_id("42");
+        let mut parser = Parser::new().with_last_event_id("42");
+        assert_eq!(parser.last_event_id(), "42");
+        parser.feed(b":\n\ndata: x\n\n");
+        assert_eq!(parser.next_event().unwrap().unwrap().last_event_id, "42");
         assert_eq!(parser.last_event_id(), "42");
     }
 

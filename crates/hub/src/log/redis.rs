@@ -354,8 +354,13 @@ impl RedisLog {
         timeouts: RedisTimeouts,
     ) -> Result<Self, LogError> {
         check_prefix(prefix).map_err(LogError::Storage)?;
-        let client = redis::Client::open(url)
-            .map_err(|e| LogError::Storage(format!("redis url {url:?}: {e}")))?;
+        // The URL may carry a password: every message below shows it redacted.
+        let shown = herald_wire::redact_url(url);
+        let client = redis::Client::open(url).map_err(|e| {
+            LogError::Storage(herald_wire::redact_text(&format!(
+                "redis url {shown:?}: {e}"
+            )))
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(timeouts.command))
@@ -363,6 +368,7 @@ impl RedisLog {
             .set_max_delay(TAIL_MAX_BACKOFF);
         let connect = |config: ConnectionManagerConfig| {
             let client = client.clone();
+            let url = &shown;
             async move {
                 tokio::time::timeout(
                     CONNECT_TIMEOUT * 4,
@@ -370,7 +376,9 @@ impl RedisLog {
                 )
                 .await
                 .map_err(|_| LogError::Unavailable(format!("redis at {url}: connect timed out")))?
-                .map_err(|e| LogError::Unavailable(format!("redis at {url}: {e}")))
+                .map_err(|e| {
+                    LogError::Unavailable(herald_wire::redact_text(&format!("redis at {url}: {e}")))
+                })
             }
         };
         let commands = connect(config.clone()).await?;
