@@ -43,7 +43,8 @@ pub(crate) struct Args {
     #[arg(long, value_name = "KEY", value_parser = parse_id)]
     id: Option<String>,
 
-    /// A reconnection time for subscribers, in milliseconds (`retry:` field).
+    /// A reconnection time for subscribers, in milliseconds (`retry:` field); at most 86400000
+    /// (24 h), the hub refuses more.
     #[arg(long, value_name = "MS")]
     retry: Option<u64>,
 
