@@ -15,10 +15,6 @@ use anyhow::{Context as _, bail};
 /// script forever.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// 86,400,000 ms (one day): a subscriber told to wait longer before reconnecting has in effect
-/// been told never to.
-const MAX_RETRY_MS: u64 = 86_400_000;
-
 /// The most of an answer read: 64 KiB, far above a hub's JSON answer.
 const MAX_ANSWER: usize = 64 * 1024;
 
@@ -48,8 +44,8 @@ pub(crate) struct Args {
     id: Option<String>,
 
     /// A reconnection time for subscribers, in milliseconds (`retry:` field), at most 86400000
-    /// (one day).
-    #[arg(long, value_name = "MS", value_parser = crate::range::int(0, MAX_RETRY_MS))]
+    /// (24 h): browsers treat a longer delay as 0, so the hub refuses more.
+    #[arg(long, value_name = "MS", value_parser = crate::range::int(0, herald_hub::MAX_RETRY_MS))]
     retry: Option<u64>,
 
     /// Deliver only to subscribers whose token covers the topic.

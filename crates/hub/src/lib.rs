@@ -65,7 +65,13 @@ pub use cors::{CORS_MAX_AGE, CorsError, CorsOrigins};
 pub use error::{ApiError, STORE_RETRY_AFTER_SECS};
 pub use limits::{MAX_RATE_ENTRIES, PublishRate};
 pub use metrics::Metrics;
-pub use publish::{MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, RESERVED_TYPE_PREFIX};
+/// The publish body parser, for fuzz/ only (feature `fuzzing`): not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use publish::fuzzing;
+pub use publish::{
+    MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_RETRY_MS, RESERVED_TYPE_PREFIX,
+};
 pub use server::{TlsConfig, TlsError, serve};
 pub use sse::{CATCH_UP_BATCH, RESET_EVENT_TYPE, TOKEN_EXPIRING_EVENT_TYPE};
 pub use system::{

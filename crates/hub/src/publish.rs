@@ -1,4 +1,12 @@
 //! `POST /publish`: JSON or form fields, validated into a [`NewEvent`].
+//!
+//! A JSON `data` that is not a string is delivered as the publisher wrote it: the exact text of
+//! the value (serde_json's `RawValue`), with only the whitespace outside strings removed by
+//! [`compact_json`] so that the event stays one `data:` line. Big integers, key order, duplicate
+//! keys, `-0`, `1.0`, `1e5` and `\u` escapes reach subscribers unchanged. A string `data` is
+//! delivered as its decoded value.
+//!
+//! A field given twice is refused, in JSON (serde's "duplicate field") and in a form alike.
 
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
@@ -13,6 +21,10 @@ use crate::topic::check_topic;
 pub const MAX_EVENT_TYPE_LEN: usize = 128;
 /// Longest idempotency key, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
+/// Largest `retry` a publisher may send, in milliseconds (24 hours). Browsers' `setTimeout` treats
+/// a delay above 2^31-1 ms as 0, so a huge `retry` would make every subscriber reconnect at once;
+/// no client needs to wait longer than a day.
+pub const MAX_RETRY_MS: u64 = 86_400_000;
 /// Event types starting with this are the hub's own (e.g. `herald.reset`) and cannot be published.
 pub const RESERVED_TYPE_PREFIX: &str = "herald.";
 
@@ -20,8 +32,9 @@ pub const RESERVED_TYPE_PREFIX: &str = "herald.";
 #[derive(Debug, Default, Deserialize)]
 struct Fields {
     topic: Option<String>,
+    /// The value's exact text (a string is decoded later), so that nothing is re-serialised.
     #[serde(default)]
-    data: Option<serde_json::Value>,
+    data: Option<Box<serde_json::value::RawValue>>,
     event: Option<String>,
     id: Option<String>,
     retry: Option<u64>,
@@ -54,6 +67,13 @@ pub(crate) fn validate(event: &mut NewEvent) -> Result<(), ApiError> {
             )));
         }
     }
+    if let Some(ms) = event.retry
+        && ms > MAX_RETRY_MS
+    {
+        return Err(ApiError::bad_request(format!(
+            "retry must be at most {MAX_RETRY_MS} milliseconds (24 hours)"
+        )));
+    }
     if event.idempotency_key.as_deref() == Some("") {
         event.idempotency_key = None;
     }
@@ -81,13 +101,72 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
     )
 }
 
-fn from_form(body: &[u8]) -> Result<Fields, ApiError> {
+/// The whitespace-free form of already-validated JSON text: spaces, tabs, CRs and LFs outside
+/// strings are removed, everything else (including every byte inside a string) is kept.
+///
+/// JSON strings cannot hold a raw CR or LF (they must be escaped), so the result is one line.
+fn compact_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        } else if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The refusal of a field given twice, in the words serde uses for JSON, so both say the same.
+fn duplicate(name: &str) -> ApiError {
+    ApiError::bad_request(format!("invalid form: duplicate field `{name}`"))
+}
+
+/// The text delivered for a JSON `data` value: a string's decoded value, any other value's own
+/// text without whitespace outside strings.
+fn json_data(raw: &serde_json::value::RawValue) -> Result<String, ApiError> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+    } else {
+        Ok(compact_json(text))
+    }
+}
+
+/// The fields of a form body, and its `data` (always text in a form).
+fn from_form(body: &[u8]) -> Result<(Fields, Option<String>), ApiError> {
     let pairs = crate::form::parse(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut fields = Fields::default();
+    let mut data = None;
     for (name, value) in pairs {
+        // As in JSON, a known field given twice is refused (taking either value would be a guess);
+        // unknown fields are ignored, repeated or not.
+        let seen = match name.as_str() {
+            "topic" => fields.topic.is_some(),
+            "data" => data.is_some(),
+            "event" => fields.event.is_some(),
+            "id" => fields.id.is_some(),
+            "retry" => fields.retry.is_some(),
+            "private" => fields.private.is_some(),
+            _ => false,
+        };
+        if seen {
+            return Err(duplicate(&name));
+        }
         match name.as_str() {
             "topic" => fields.topic = Some(value),
-            "data" => fields.data = Some(serde_json::Value::String(value)),
+            "data" => data = Some(value),
             "event" => fields.event = Some(value),
             "id" => fields.id = Some(value),
             "retry" => {
@@ -107,18 +186,20 @@ fn from_form(body: &[u8]) -> Result<Fields, ApiError> {
             _ => {} // unknown fields are ignored, as in JSON
         }
     }
-    Ok(fields)
+    Ok((fields, data))
 }
 
 /// Parses and validates a publish body.
 pub(crate) fn parse(headers: &HeaderMap, body: &Bytes) -> Result<NewEvent, ApiError> {
-    let fields = match media_type(headers).as_deref() {
+    let (fields, data) = match media_type(headers).as_deref() {
         Some("application/json") => {
             if std::str::from_utf8(body).is_err() {
                 return Err(ApiError::bad_request("request body is not valid UTF-8"));
             }
-            serde_json::from_slice::<Fields>(body)
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
+            let fields = serde_json::from_slice::<Fields>(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+            let data = fields.data.as_deref().map(json_data).transpose()?;
+            (fields, data)
         }
         Some("application/x-www-form-urlencoded") => from_form(body)?,
         _ => return Err(ApiError::unsupported_media_type()),
@@ -126,21 +207,37 @@ pub(crate) fn parse(headers: &HeaderMap, body: &Bytes) -> Result<NewEvent, ApiEr
     let topic = fields
         .topic
         .ok_or_else(|| ApiError::bad_request("missing \"topic\""))?;
-    let data = match fields.data {
-        None => String::new(),
-        Some(serde_json::Value::String(s)) => s,
-        Some(other) => other.to_string(),
-    };
     let mut event = NewEvent {
         topic,
         event_type: fields.event,
-        data,
+        data: data.unwrap_or_default(),
         retry: fields.retry,
         private: fields.private.unwrap_or(false),
         idempotency_key: fields.id,
     };
     validate(&mut event)?;
     Ok(event)
+}
+
+/// What fuzz/fuzz_targets/publish.rs needs, behind the `fuzzing` feature so that it is never
+/// part of the hub's API: the parser is reached with a content type and a body, as over HTTP.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use super::*;
+
+    /// [`parse`] for a body sent with this `Content-Type`.
+    pub fn parse_body(content_type: &str, body: &[u8]) -> Result<NewEvent, ApiError> {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = axum::http::HeaderValue::from_str(content_type) {
+            headers.insert(CONTENT_TYPE, value);
+        }
+        parse(&headers, &Bytes::copy_from_slice(body))
+    }
+
+    /// The decoded name/value pairs of a form body, `None` when it does not decode.
+    pub fn form_pairs(body: &[u8]) -> Option<Vec<(String, String)>> {
+        crate::form::parse(body).ok()
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +278,13 @@ mod tests {
             r#"{"a":[1,2]}"#
         );
         assert_eq!(json(r#"{"topic":"t","data":42}"#).unwrap().data, "42");
+        assert_eq!(json(r#"{"topic":"t","data":null}"#).unwrap().data, "");
+        assert_eq!(
+            json(r#"{"topic":"t","data":"a \"q\" \u00e9\n"}"#)
+                .unwrap()
+                .data,
+            "a \"q\" é\n"
+        );
         assert_eq!(json(r#"{"topic":"t"}"#).unwrap().data, "");
         assert_eq!(
             json(r#"{"topic":"t","event":""}"#).unwrap().event_type,
@@ -250,5 +354,140 @@ mod tests {
                 "{body:?}"
             );
         }
+    }
+
+    /// Issue 13 item 6: `123456789012345678901234567890` arrived as `1.2345678901234568e+29`,
+    /// `{"b":1,"a":2}` as `{"a":2,"b":1}`, `-0` as `-0.0`.
+    #[test]
+    fn json_data_arrives_as_the_publisher_wrote_it() {
+        let exact = [
+            "123456789012345678901234567890",
+            "-0",
+            "1.0",
+            "1e5",
+            "-1.5E-7",
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"["\u00e9","\ud83d\ude00","\/"]"#,
+            r#"{"k":[true,false,null,{}]}"#,
+            "[]",
+            "true",
+        ];
+        for data in exact {
+            let body = format!(r#"{{"topic":"t","data":{data}}}"#);
+            assert_eq!(json(&body).unwrap().data, data, "{body}");
+        }
+        let spaced = "{ \"b\" :\t1 ,\r\n \"a\" : [ 1 , 2 ] }";
+        let body = format!("{{\"topic\":\"t\",\"data\": {spaced} }}");
+        assert_eq!(json(&body).unwrap().data, r#"{"b":1,"a":[1,2]}"#);
+    }
+
+    #[test]
+    fn compact_json_keeps_strings_whole() {
+        let cases = [
+            ("[ 1 , 2 ]", "[1,2]"),
+            (r#"{ "a b" : " c  d " }"#, r#"{"a b":" c  d "}"#),
+            (
+                r#"[ "say \"hi there\" " , 1 ]"#,
+                r#"["say \"hi there\" ",1]"#,
+            ),
+            (r#"[ "back\\" , " x " ]"#, r#"["back\\"," x "]"#),
+            (r#"[ "\\\"" , " y " ]"#, r#"["\\\""," y "]"#),
+            (r#"[ "\\\\" ,	"\t " ]"#, r#"["\\\\","\t "]"#),
+            ("\n\t 7 \r\n", "7"),
+            (r#"" keep ""#, r#"" keep ""#),
+            ("[\"é ü\" , \"😀 \"]", "[\"é ü\",\"😀 \"]"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(compact_json(input), want, "{input}");
+            // The result is the same JSON value, on one line.
+            let a: serde_json::Value = serde_json::from_str(input).unwrap();
+            let b: serde_json::Value = serde_json::from_str(want).unwrap();
+            assert_eq!(a, b, "{input}");
+        }
+    }
+
+    /// Issue 13 item 8: `retry: 18446744073709551615` was accepted and forwarded to subscribers.
+    #[test]
+    fn huge_retry_is_refused_naming_the_limit() {
+        let limit = format!("retry must be at most {MAX_RETRY_MS} milliseconds (24 hours)");
+        let form = headers("application/x-www-form-urlencoded");
+        for big in [MAX_RETRY_MS + 1, u64::MAX] {
+            let err = json(&format!(r#"{{"topic":"t","retry":{big}}}"#)).unwrap_err();
+            assert_eq!(
+                (err.status().as_u16(), err.message()),
+                (400, limit.as_str())
+            );
+            let body = format!("topic=t&retry={big}");
+            let err = parse(&form, &Bytes::from(body)).unwrap_err();
+            assert_eq!(
+                (err.status().as_u16(), err.message()),
+                (400, limit.as_str())
+            );
+        }
+        let at_limit = format!(r#"{{"topic":"t","retry":{MAX_RETRY_MS}}}"#);
+        assert_eq!(json(&at_limit).unwrap().retry, Some(MAX_RETRY_MS));
+        let body = format!("topic=t&retry={MAX_RETRY_MS}");
+        assert_eq!(
+            parse(&form, &Bytes::from(body)).unwrap().retry,
+            Some(MAX_RETRY_MS)
+        );
+    }
+
+    /// Issue 13 item 8: a form body with `topic` twice took the last value, while JSON refused it.
+    #[test]
+    fn repeated_form_field_is_refused_like_json() {
+        let form = headers("application/x-www-form-urlencoded");
+        // (field, form body, JSON body)
+        let cases = [
+            ("topic", "topic=a&topic=b", r#"{"topic":"a","topic":"b"}"#),
+            (
+                "data",
+                "topic=t&data=1&data=2",
+                r#"{"topic":"t","data":1,"data":2}"#,
+            ),
+            (
+                "event",
+                "topic=t&event=a&event=a",
+                r#"{"topic":"t","event":"a","event":"a"}"#,
+            ),
+            (
+                "id",
+                "topic=t&id=k&id=k",
+                r#"{"topic":"t","id":"k","id":"k"}"#,
+            ),
+            (
+                "retry",
+                "topic=t&retry=1&retry=2",
+                r#"{"topic":"t","retry":1,"retry":2}"#,
+            ),
+            (
+                "private",
+                "private=1&topic=t&private=0",
+                r#"{"private":true,"topic":"t","private":false}"#,
+            ),
+        ];
+        for (name, form_body, json_body) in cases {
+            let err = parse(&form, &Bytes::from(form_body)).unwrap_err();
+            assert_eq!(err.status(), 400, "{form_body}");
+            assert_eq!(
+                err.message(),
+                format!("invalid form: duplicate field `{name}`"),
+                "{form_body}"
+            );
+            // JSON refuses the same fields, in serde's words (with a position after them).
+            let err = json(json_body).unwrap_err();
+            assert_eq!(err.status(), 400, "{json_body}");
+            assert!(
+                err.message()
+                    .starts_with(&format!("invalid JSON: duplicate field `{name}` at line 1")),
+                "{json_body}: {}",
+                err.message()
+            );
+        }
+        // Unknown fields are ignored, repeated or not, in both.
+        let e = parse(&form, &Bytes::from_static(b"topic=t&x=1&x=2")).unwrap();
+        assert_eq!(e.topic, "t");
+        assert_eq!(json(r#"{"topic":"t","x":1,"x":2}"#).unwrap().topic, "t");
     }
 }
