@@ -11,6 +11,12 @@
 //! `catching up -> live` when a batch comes back empty; `live -> catching up` when the mailbox
 //! reports lag. The cursor is the highest log id the stream has sent or read past, so a replayed
 //! event is never sent again by the live path and nothing between the two is skipped.
+//!
+//! Time: a token is refused from the instant the wall clock reaches its `exp` second
+//! ([`crate::auth`]); a stream's timers are computed from the wall clock to the millisecond
+//! (not rounded to whole seconds) and checked against it again when they fire, so the
+//! warning comes [`expiry_warning`] before `exp` and the stream ends at `exp`, not up to a
+//! second later.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -52,15 +58,37 @@ pub const RESET_EVENT_TYPE: &str = "herald.reset";
 /// client reconnects with a fresh token and its last event id.
 pub const TOKEN_EXPIRING_EVENT_TYPE: &str = "herald.token-expiring";
 
-/// Longest a token's `exp` is taken to be away (see [`Expiry::new`]).
+/// Longest a token's `exp` is taken to be away (see [`Expiry::at`]).
 const MAX_STREAM_LIFE: Duration = Duration::from_secs(365 * 86_400);
-/// Longest warning before a token's `exp`.
-const MAX_EXPIRY_WARNING: Duration = Duration::from_secs(30);
+/// Longest warning before a token's `exp`: time enough for any client to fetch a fresh token,
+/// without asking a long-lived token's stream to refresh early.
+pub(crate) const MAX_EXPIRY_WARNING: Duration = Duration::from_secs(30);
+/// Shortest warning before a token's `exp` (unless the stream opens with less left): about what a
+/// client needs to get a fresh token from its login service, a round trip or two. A tenth of a
+/// short token's life (0.3 s for 3 s) would often come too late to act on.
+pub(crate) const MIN_EXPIRY_WARNING: Duration = Duration::from_secs(1);
+/// Shortest wait when a stream's end is re-armed because the wall clock has not reached `exp`
+/// yet (it was stepped back): keeps a clock a hair behind from spinning the stream.
+const MIN_EXPIRY_REARM: Duration = Duration::from_millis(1);
 
-/// How long before `exp` the warning comes: 30 s, or a tenth of the token's remaining life when
-/// shorter (a 10 s token is warned 1 s before).
+/// How long before `exp` the warning comes: a tenth of the token's remaining life, at least
+/// [`MIN_EXPIRY_WARNING`] and at most [`MAX_EXPIRY_WARNING`], and at once when less than that is
+/// left (a 3 s token is warned 1 s before, a 10 min one 30 s before, one with 0.5 s left at once).
 pub(crate) fn expiry_warning(remaining: Duration) -> Duration {
-    (remaining / 10).min(MAX_EXPIRY_WARNING)
+    (remaining / 10)
+        .clamp(MIN_EXPIRY_WARNING, MAX_EXPIRY_WARNING)
+        .min(remaining)
+}
+
+/// Time from `now` until the wall clock reaches `exp` (Unix seconds), to the nanosecond: zero
+/// when it already has, capped at [`MAX_STREAM_LIFE`] (an `exp` centuries ahead must not overflow
+/// the clock; a year is "never" for a stream, which reconnects more often than that anyway).
+fn until_exp(exp: u64, now: SystemTime) -> Duration {
+    match UNIX_EPOCH.checked_add(Duration::from_secs(exp)) {
+        Some(at) => at.duration_since(now).unwrap_or(Duration::ZERO),
+        None => MAX_STREAM_LIFE,
+    }
+    .min(MAX_STREAM_LIFE)
 }
 
 /// When a stream's token runs out, and the one timer that wakes the stream for it.
@@ -75,14 +103,15 @@ struct Expiry {
 
 impl Expiry {
     fn new(exp: u64) -> Self {
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        // Capped: an `exp` centuries ahead must not overflow the clock (a year is "never" for a
-        // stream, which reconnects more often than that anyway).
-        let remaining = Duration::from_secs(exp.saturating_sub(now_unix)).min(MAX_STREAM_LIFE);
-        let end_at = Instant::now() + remaining;
+        Self::at(exp, SystemTime::now(), Instant::now())
+    }
+
+    /// The timers of a token with this `exp` for a stream opened when the wall clock read `wall`
+    /// and the monotonic clock `now`. The remaining time is not rounded to whole seconds: a stream
+    /// opened at 10.9 s with `exp` 13 ends at 13.0, not 13.9.
+    fn at(exp: u64, wall: SystemTime, now: Instant) -> Self {
+        let remaining = until_exp(exp, wall);
+        let end_at = now + remaining;
         let warn_at = end_at - expiry_warning(remaining);
         Self {
             exp,
@@ -187,6 +216,16 @@ impl SubscriberStream {
             if let Some(expiry) = &mut self.expiry {
                 let now = Instant::now();
                 if now >= expiry.end_at {
+                    // The timer runs on the monotonic clock; tokens are judged on the wall clock.
+                    // If that one has not reached `exp` yet (stepped back meanwhile), wait on:
+                    // a stream must not end while a reconnection with its token would succeed.
+                    let left = until_exp(expiry.exp, SystemTime::now());
+                    if !left.is_zero() {
+                        expiry.end_at = now + left.max(MIN_EXPIRY_REARM);
+                        let end_at = expiry.end_at;
+                        expiry.timer.as_mut().reset(end_at);
+                        continue;
+                    }
                     // Ends cleanly: the client reconnects with a fresh token and its last id.
                     self.done = true;
                     continue;
@@ -496,6 +535,19 @@ mod tests {
             Duration::from_secs(30)
         );
         assert_eq!(expiry_warning(Duration::ZERO), Duration::ZERO);
+        // Never less than a second ahead, unless less than that is left: then at once.
+        assert_eq!(
+            expiry_warning(Duration::from_millis(2400)),
+            MIN_EXPIRY_WARNING
+        );
+        assert_eq!(
+            expiry_warning(Duration::from_millis(500)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            expiry_warning(Duration::from_secs(20)),
+            Duration::from_secs(2)
+        );
         assert_eq!(
             &expiring_frame(7, Some(EventId::new(1, 2)))[..],
             b"id: 1-2\nevent: herald.token-expiring\ndata: {\"exp\":7}\n\n"
@@ -508,6 +560,31 @@ mod tests {
         assert!(far.end_at > Instant::now() + Duration::from_secs(364 * 86_400));
         let past = Expiry::new(0);
         assert!(past.end_at <= Instant::now() && past.warn_at == past.end_at);
+    }
+
+    /// The issue-13 report: `herald.token-expiring` came 0.6 s after `exp` and the stream ended
+    /// 0.9 s after it, because the time left was rounded down to whole seconds at the open.
+    #[tokio::test]
+    async fn expiry_timers_are_exact_to_the_millisecond() {
+        let exp = 1_700_000_013;
+        let now = Instant::now();
+        // Opened at 10.600 s on the wall clock: 2.4 s left.
+        let wall = UNIX_EPOCH + Duration::from_millis(1_700_000_010_600);
+        let expiry = Expiry::at(exp, wall, now);
+        assert_eq!(expiry.end_at - now, Duration::from_millis(2400));
+        assert_eq!(expiry.end_at - expiry.warn_at, MIN_EXPIRY_WARNING);
+        // One nanosecond before `exp`, one nanosecond is left; at `exp` and after, none.
+        let at_exp = UNIX_EPOCH + Duration::from_secs(exp);
+        assert_eq!(
+            until_exp(exp, at_exp - Duration::from_nanos(1)),
+            Duration::from_nanos(1)
+        );
+        assert_eq!(until_exp(exp, at_exp), Duration::ZERO);
+        assert_eq!(
+            until_exp(exp, at_exp + Duration::from_secs(5)),
+            Duration::ZERO
+        );
+        assert_eq!(until_exp(u64::MAX, at_exp), MAX_STREAM_LIFE);
     }
 
     #[test]
