@@ -2,7 +2,7 @@
 //!
 //! | state       | what the stream does                                                        |
 //! |-------------|-----------------------------------------------------------------------------|
-//! | start       | sends `retry:`; registered with the broker *before* any log read            |
+//! | start       | sends `retry:`; registered with the broker *before* any event is read       |
 //! | catching up | reads [`Log::read_after`]`(cursor)` in batches, sends the matching events    |
 //! | live        | sends its mailbox's frames, skipping ids `<= cursor` (already sent)         |
 //! | closing     | sends the shutdown `retry:` and ends                                        |
@@ -11,6 +11,11 @@
 //! `catching up -> live` when a batch comes back empty; `live -> catching up` when the mailbox
 //! reports lag. The cursor is the highest log id the stream has sent or read past, so a replayed
 //! event is never sent again by the live path and nothing between the two is skipped.
+//!
+//! A `Last-Event-ID` beyond the newest id the log ever assigned (a wiped store, another
+//! deployment's id, a client's clock ahead of the hub's) is a position the log does not have:
+//! taken as is, the live path would skip every event until the log's ids pass it. The stream
+//! instead starts with `herald.reset` (reason `future`) and continues from the log's newest id.
 //!
 //! Time: a token is refused from the instant the wall clock reaches its `exp` second
 //! ([`crate::auth`]); a stream's timers are computed from the wall clock to the millisecond
@@ -47,10 +52,12 @@ use crate::topic::TopicPattern;
 /// Events read from the log per catch-up step: bounds the memory of one catch-up.
 pub const CATCH_UP_BATCH: usize = 256;
 
-/// The type of the event sent before the oldest retained events when a resume asked for events
-/// that retention already removed. Its data is JSON: `{"reason":"retention","after":"<id>"}`, the
-/// id the subscriber resumed from. It has no `id:`, so the client's last event id is unchanged
-/// until the next real event.
+/// The type of the event sent when a stream cannot give everything after its resume position:
+/// before the oldest retained events when retention already removed some
+/// (`{"reason":"retention","after":"<the id resumed from>"}`), or first when the resume position
+/// is beyond the newest id the log ever assigned
+/// (`{"reason":"future","after":"<the log's newest id>","requested":"<the id resumed from>"}`).
+/// Its `id:` is `after`, the position the stream continues from.
 pub const RESET_EVENT_TYPE: &str = "herald.reset";
 
 /// The type of the event sent on a stream whose token expires soon (see [`expiry_warning`]). Its
@@ -185,6 +192,38 @@ fn reset_frame(after: Option<EventId>) -> Bytes {
     }) {
         Ok(event) => event.encode(),
         Err(_) => Bytes::new(),
+    }
+}
+
+/// The `herald.reset` event for a resume from `requested`, an id beyond `newest`, the newest id
+/// the log ever assigned (`0-0` for a log that never assigned one). Its `id:` is `newest`, where
+/// the stream continues: a reconnection after it resumes from a position the log has.
+fn future_reset_frame(requested: EventId, newest: EventId) -> Bytes {
+    let data = serde_json::json!({
+        "reason": "future",
+        "after": newest.to_string(),
+        "requested": requested.to_string(),
+    })
+    .to_string();
+    // The constant type and an id rendered as `<digits>-<digits>` hold no CR, LF or NUL.
+    match herald_wire::Event::new(data)
+        .with_type(RESET_EVENT_TYPE)
+        .and_then(|e| e.with_id(newest.to_string()))
+    {
+        Ok(event) => event.encode(),
+        Err(_) => Bytes::new(),
+    }
+}
+
+/// Where a stream resuming from `requested` starts, given the log's newest id: `requested`
+/// itself when the log has reached it, or (with the `herald.reset` frame to send first) the
+/// newest id when `requested` is beyond it. `0-0` comes before every id, so it is never beyond.
+fn resume_position(requested: EventId, newest: Option<EventId>) -> (EventId, Option<Bytes>) {
+    let newest = newest.unwrap_or_default();
+    if requested > newest {
+        (newest, Some(future_reset_frame(requested, newest)))
+    } else {
+        (requested, None)
     }
 }
 
@@ -447,6 +486,34 @@ pub(crate) async fn events(
             }
         }
     };
+    let retry = herald_wire::encode_retry(shared.config.retry.as_millis() as u64);
+    let mut ready = VecDeque::from([(retry, false)]);
+    let mut cursor = request.last_event_id;
+    let mut done = false;
+    if let Some(requested) = request.last_event_id {
+        // Is the position one the log has? Every store sets its newest id before it acknowledges
+        // or tails an event, so an id a client could know is never beyond it: only an id this
+        // log never assigned is. Read before subscribing: whatever is appended after this read
+        // is after the position, and the catch-up reads it.
+        match shared.log.last_id().await {
+            Ok(newest) => {
+                let (position, reset) = resume_position(requested, newest);
+                if let Some(reset) = reset {
+                    tracing::debug!(%requested, %position, "resume from an id the log never assigned");
+                    ready.push_back((reset, false));
+                }
+                cursor = Some(position);
+            }
+            Err(err) => {
+                // Like a failed catch-up read: end at once; the client reconnects with its
+                // Last-Event-ID (a refusal would stop a browser's EventSource for good).
+                tracing::warn!(%err, "cannot read the log's newest id; ending the stream");
+                done = true;
+            }
+        }
+    }
+    // Taken after the await above: the stream's drop releases it, and a handler dropped while
+    // waiting must not hold it.
     let client = match peer {
         Some(Extension(ConnectInfo(addr))) => Some(shared.streams.acquire(addr.ip())?),
         None => None,
@@ -454,14 +521,13 @@ pub(crate) async fn events(
     // Subscribe to the live path before reading the log, so nothing falls between the two.
     let sub = shared.broker.subscribe(request.patterns, grants);
     Metrics::inc(&shared.metrics.subscriptions);
-    let retry = herald_wire::encode_retry(shared.config.retry.as_millis() as u64);
     let stream = SubscriberStream {
         shared,
         sub,
-        cursor: request.last_event_id,
-        catching_up: request.last_event_id.is_some(),
-        ready: VecDeque::from([(retry, false)]),
-        done: false,
+        cursor,
+        catching_up: cursor.is_some() && !done,
+        ready,
+        done,
         expiry: exp.map(Expiry::new),
         client,
         restore_id: request.last_event_id.is_some(),
@@ -585,6 +651,36 @@ mod tests {
             Duration::ZERO
         );
         assert_eq!(until_exp(u64::MAX, at_exp), MAX_STREAM_LIFE);
+    }
+
+    /// The issue-13 report: a `Last-Event-ID` beyond the log's newest id answered 200 and then
+    /// skipped every live event until the log's ids passed it.
+    #[test]
+    fn a_resume_from_beyond_the_newest_id_is_reset_to_it() {
+        let newest = EventId::new(1_000, 4);
+        // Positions the log has: any id up to the newest, assigned or not.
+        for requested in [EventId::new(0, 0), EventId::new(999, 9), newest] {
+            assert_eq!(resume_position(requested, Some(newest)), (requested, None));
+        }
+        let (position, reset) = resume_position(EventId::new(1_000, 5), Some(newest));
+        assert_eq!(position, newest);
+        assert_eq!(
+            &reset.unwrap()[..],
+            b"id: 1000-4\nevent: herald.reset\ndata: {\"after\":\"1000-4\",\"reason\":\"future\",\"requested\":\"1000-5\"}\n\n"
+        );
+        // A log that never assigned an id: `0-0` (the documented "everything") is no reset;
+        // anything else is, and continues from `0-0`.
+        assert_eq!(
+            resume_position(EventId::new(0, 0), None),
+            (EventId::new(0, 0), None)
+        );
+        let (position, reset) = resume_position(EventId::new(u64::MAX, u64::MAX), None);
+        assert_eq!(position, EventId::new(0, 0));
+        assert!(
+            reset
+                .unwrap()
+                .starts_with(b"id: 0-0\nevent: herald.reset\n")
+        );
     }
 
     #[test]
