@@ -60,7 +60,8 @@ pub const CATCH_UP_BATCH: usize = 256;
 /// Its `id:` is `after`, the position the stream continues from.
 pub const RESET_EVENT_TYPE: &str = "herald.reset";
 
-/// The type of the event sent on a stream whose token expires soon (see [`expiry_warning`]). Its
+/// The type of the event sent on a stream whose token expires soon: a tenth of the time the token
+/// had left when the stream opened, at least 1 s and at most 30 s, before `exp`. Its
 /// data is JSON `{"exp": <the token's exp, Unix seconds>}`; at `exp` the stream ends, and the
 /// client reconnects with a fresh token and its last event id.
 pub const TOKEN_EXPIRING_EVENT_TYPE: &str = "herald.token-expiring";
