@@ -4,7 +4,7 @@ import { useEventSource } from './useEventSource';
 type HeraldEvents = {
   chat: { name: string; text: string };
   time: string;
-  'herald.reset': { reason: 'retention'; after: string };
+  'herald.reset': { reason: 'retention' | 'future'; after: string; requested?: string };
 };
 
 export function Chat() {

@@ -3,7 +3,7 @@
 
 mod hub_support;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hub_support::{Hub, Sub, TIMEOUT, error_of, id_of};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -359,6 +359,86 @@ fn token_expiring_then_the_stream_ends_and_resumes_with_a_fresh_token() {
     let fresh = format!("Bearer {}", token(&[], &[]));
     let mut again = Sub::open_with(hub.addr, "topic=t", Some(&id), &[("Authorization", &fresh)]);
     assert_eq!(again.next().unwrap().data, "two");
+}
+
+/// Sleeps until the wall clock's fraction of a second is in `from..to` milliseconds, and returns
+/// the current Unix second.
+fn at_millis_of_a_second(from: u32, to: u32) -> u64 {
+    loop {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let millis = now.subsec_millis();
+        if (from..to).contains(&millis) {
+            return now.as_secs();
+        }
+        let wait = (from + 1000 - millis) % 1000;
+        std::thread::sleep(Duration::from_millis(u64::from(wait.max(1))));
+    }
+}
+
+/// The issue-13 report: a token whose `exp` is the current second was accepted (the docs say it
+/// is refused from its `exp` second on).
+#[test]
+fn token_whose_exp_is_this_second_is_refused_for_publish_and_subscribe() {
+    let hub = secured(&["--allow-anonymous-subscribers"]);
+    // Early in a second, so that both requests are made within the `exp` second itself.
+    let exp = at_millis_of_a_second(0, 500);
+    let bearer = format!(
+        "Bearer {}",
+        sign(&json!({"herald": {"publish": ["**"], "subscribe": ["**"]}, "exp": exp}))
+    );
+    let (status, _, answer) = publish_as(
+        &hub,
+        &[("Authorization", &bearer)],
+        "/publish",
+        r#"{"topic":"t","data":"x"}"#,
+    );
+    assert_eq!((status, error_of(&answer).as_str()), (401, "token expired"));
+    let (status, answer) =
+        hub.request("GET", "/events?topic=t", &[("Authorization", &bearer)], b"");
+    assert_eq!((status, error_of(&answer).as_str()), (401, "token expired"));
+    assert_eq!(hub.metric("herald_published_total"), 0);
+}
+
+/// Wall-clock slack for the stream's end: a loaded 2-core machine may schedule the hub late, but
+/// less late than the 0.9 s the stream used to overrun `exp` by.
+const END_TOLERANCE: Duration = Duration::from_millis(300);
+
+/// The issue-13 report: on an open stream `herald.token-expiring` arrived 0.6 s after `exp`, the
+/// stream ended 0.9 s after it, and a reconnection then with the same token got 200.
+#[test]
+fn token_expiring_warns_before_exp_and_the_stream_ends_at_exp() {
+    let hub = secured(&[]);
+    // Late in a second, with `exp` 3 s on: 2.3 to 2.5 s left (rounding them to whole seconds
+    // is what made the stream overrun).
+    let exp = at_millis_of_a_second(500, 700) + 3;
+    let exp_at = UNIX_EPOCH + Duration::from_secs(exp);
+    let short = format!("Bearer {}", sign(&json!({"herald": {}, "exp": exp})));
+    let mut sub = Sub::open_with(hub.addr, "topic=t", None, &[("Authorization", &short)]);
+    assert_eq!(sub.status(), 200);
+    let warning = sub.next().expect("a warning before the end");
+    let warned = SystemTime::now();
+    assert_eq!(warning.event_type, "herald.token-expiring");
+    assert_eq!(warning.data, format!("{{\"exp\":{exp}}}"));
+    assert!(
+        warned < exp_at,
+        "warned {:?} after exp",
+        warned.duration_since(exp_at)
+    );
+    // One second ahead (`MIN_EXPIRY_WARNING`), not earlier.
+    let ahead = exp_at.duration_since(warned).unwrap();
+    assert!(
+        ahead <= Duration::from_millis(1050),
+        "warned {ahead:?} before exp"
+    );
+    assert!(sub.next().is_none(), "the stream ends at exp");
+    let ended = SystemTime::now();
+    let late = ended
+        .duration_since(exp_at)
+        .unwrap_or_else(|e| panic!("the stream ended {:?} before exp", e.duration()));
+    assert!(late < END_TOLERANCE, "the stream ended {late:?} after exp");
+    // Reconnecting right away with the same token: refused.
+    let (status, answer) = hub.request("GET", "/events?topic=t", &[("Authorization", &short)], b"");
+    assert_eq!((status, error_of(&answer).as_str()), (401, "token expired"));
 }
 
 #[test]

@@ -1,11 +1,14 @@
 //! Resume of the real `herald serve`: `Last-Event-ID` (header or query parameter) replays exactly
 //! what was missed, then live, with no gap and no duplicate; `herald.reset` past retention; a
-//! subscriber that lags behind the live path catches up from the log.
+//! subscriber that lags behind the live path catches up from the log; a resume from an id beyond
+//! the log's newest gets `herald.reset` and the live events, on every store.
 
 mod hub_support;
 
 use std::thread;
 
+use herald_hub::log::EventId;
+use herald_testkit::redis::RedisServer;
 use hub_support::Hub;
 
 #[test]
@@ -191,4 +194,91 @@ fn lag_past_retention_sends_herald_reset_mid_stream() {
         resets >= 1,
         "the subscriber lost events without a herald.reset"
     );
+}
+
+/// A resume from `requested`, an id beyond everything `hub` ever assigned (its newest is
+/// `newest`, `0-0` when none): `herald.reset` first, then the live events; reconnections with the
+/// stream's last id (the reset's, then an event's) resume exactly.
+fn resume_from_the_future(hub: &Hub, requested: &str, newest: &str) {
+    let mut sub = hub.subscribe("topic=t", Some(requested));
+    assert_eq!(sub.status(), 200);
+    let reset = sub.next().expect("herald.reset");
+    assert_eq!(reset.event_type, "herald.reset", "{reset:?}");
+    let data: serde_json::Value = serde_json::from_str(&reset.data).unwrap();
+    assert_eq!(
+        data,
+        serde_json::json!({"reason": "future", "after": newest, "requested": requested})
+    );
+    // Its id is the log's real position: a reconnection right after it resumes from there.
+    assert_eq!(reset.last_event_id, newest);
+    let live = hub.publish("t", "live");
+    let ev = sub.next().expect("the live event");
+    assert_eq!(
+        (ev.data.as_str(), ev.last_event_id.as_str()),
+        ("live", live.as_str())
+    );
+    drop(sub);
+    let missed = hub.publish("t", "missed");
+    let mut from_reset = hub.subscribe("topic=t", Some(&reset.last_event_id));
+    let got = from_reset.take_ids_and_data(2);
+    assert_eq!(
+        got,
+        [
+            (live.clone(), "live".into()),
+            (missed.clone(), "missed".into())
+        ]
+    );
+    let mut from_event = hub.subscribe("topic=t", Some(&live));
+    let ev = from_event.next().unwrap();
+    assert_eq!(
+        (ev.event_type.as_str(), ev.last_event_id.as_str()),
+        ("message", missed.as_str()),
+        "a resume from an id the log has gets no reset"
+    );
+}
+
+/// The ids a client may bring from the future: a clock an hour ahead of the hub's, and the
+/// largest id there is.
+fn future_ids(newest: &str) -> [String; 2] {
+    let newest: EventId = newest.parse().unwrap();
+    [
+        EventId::new(newest.millis + 3_600_000, 0).to_string(),
+        EventId::new(u64::MAX, u64::MAX).to_string(),
+    ]
+}
+
+/// The issue-13 report: a `Last-Event-ID` beyond the log's last id answered 200 and then
+/// silently skipped live events.
+fn resume_from_the_future_on(store: &[&str]) {
+    // No heartbeat within the read timeout: a stream that sends nothing fails the test rather
+    // than hanging on comments (which is what today's main did).
+    let mut args = vec!["--heartbeat", "1h"];
+    args.extend_from_slice(store);
+    // A log that never assigned an id (a wiped store): everything is from the future but `0-0`.
+    let hub = Hub::start(&args);
+    resume_from_the_future(&hub, "1700000000000-0", "0-0");
+    let newest = hub.publish("t", "newest");
+    for requested in future_ids(&newest) {
+        let newest = hub.publish("other", "the newest id, of another topic");
+        resume_from_the_future(&hub, &requested, &newest);
+    }
+}
+
+#[test]
+fn resume_from_an_id_beyond_the_newest_gets_herald_reset_then_live_events_memory() {
+    resume_from_the_future_on(&["--store", "memory"]);
+}
+
+#[test]
+fn resume_from_an_id_beyond_the_newest_gets_herald_reset_then_live_events_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    resume_from_the_future_on(&["--store", "embedded", "--data-dir", data_dir]);
+}
+
+#[test]
+fn resume_from_an_id_beyond_the_newest_gets_herald_reset_then_live_events_redis() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    resume_from_the_future_on(&["--store", "redis", "--redis-url", &url]);
 }

@@ -9,8 +9,10 @@
 //! {"herald": {"publish": ["chat/*"], "subscribe": ["chat/**"]}, "exp": 1767225600, "sub": "alice"}
 //! ```
 //!
-//! Patterns use the syntax of [`crate::topic`]. `exp` is required and exact (a token is refused
-//! from its `exp` second on); `nbf` is honoured with a leeway of [`LEEWAY_SECS`]. A request's token is taken from, in this order, the
+//! Patterns use the syntax of [`crate::topic`]. `exp` is required and exact: a token is refused
+//! from the instant the wall clock reaches `exp` (Unix seconds), so one whose `exp` is the current
+//! second is already expired. `nbf` is honoured with a leeway of
+//! [`LEEWAY_SECS`]. A request's token is taken from, in this order, the
 //! `Authorization: Bearer` header, the [`TOKEN_COOKIE`] cookie, and the [`TOKEN_QUERY_PARAM`]
 //! query parameter (browsers cannot set headers on `EventSource`; a URL ends up in logs, so the
 //! cookie is the better choice there).
@@ -24,6 +26,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
@@ -273,8 +276,14 @@ impl Authorizer {
         // `exp` is exact: a stream ends at `exp` and its client must then need a fresh token,
         // not get a few more seconds with the old one. `nbf` gets the leeway (checked in
         // `verify`): a token minted on a host whose clock runs ahead is usable at once.
+        // Both time claims are checked in `verify_at`, against one reading of the clock:
+        // jsonwebtoken refuses only `exp < now`, which accepts a token for the whole of its `exp`
+        // second. `exp` stays required through `Claims` (a missing or malformed one is a JSON
+        // error, reported as such).
         validation.leeway = 0;
+        validation.validate_exp = false;
         validation.validate_nbf = false;
+        validation.required_spec_claims.clear();
         // The hub has no audience of its own; `aud` in a token is not checked.
         validation.validate_aud = false;
         Self {
@@ -324,6 +333,12 @@ impl Authorizer {
 
     /// Verifies a token and returns what it allows.
     pub fn verify(&self, token: &str) -> Result<Grant, TokenError> {
+        self.verify_at(token, SystemTime::now())
+    }
+
+    /// [`Authorizer::verify`] as if the wall clock read `now` (tests use it to stand exactly on
+    /// the `exp` boundary).
+    fn verify_at(&self, token: &str, now: SystemTime) -> Result<Grant, TokenError> {
         self.check_header(token)?;
         let data = jsonwebtoken::decode::<Claims>(token, &self.inner.key, &self.inner.validation)
             .map_err(|err| {
@@ -351,9 +366,12 @@ impl Authorizer {
             }
         })?;
         let claims = data.claims;
+        if is_expired(claims.exp, now) {
+            return Err(TokenError::Expired);
+        }
         if claims
             .nbf
-            .is_some_and(|nbf| nbf > jsonwebtoken::get_current_timestamp() + LEEWAY_SECS)
+            .is_some_and(|nbf| nbf > unix_secs(now).saturating_add(LEEWAY_SECS))
         {
             return Err(TokenError::NotYetValid);
         }
@@ -391,6 +409,18 @@ impl Authorizer {
         }
         Ok(())
     }
+}
+
+/// Whole seconds since the Unix epoch at `now` (0 for a clock set before 1970).
+fn unix_secs(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Whether a token with this `exp` is expired at `now`: from the instant the wall clock reaches
+/// `exp` seconds, i.e. `exp <= now` counted in whole seconds. The same rule ends an open stream
+/// at the instant `exp` (see `sse.rs`), so a reconnection after that end is refused.
+pub(crate) fn is_expired(exp: u64, now: SystemTime) -> bool {
+    unix_secs(now) >= exp
 }
 
 /// The request's token, from the first source that has one: `Authorization: Bearer`, the
@@ -563,6 +593,42 @@ mod tests {
         assert_eq!(
             auth.verify(&sign(serde_json::json!({"herald": {}, "exp": t - 1}))),
             Err(TokenError::Expired)
+        );
+    }
+
+    /// The issue-13 report: a token whose `exp` was the current second was accepted.
+    #[test]
+    fn a_token_is_expired_from_the_instant_the_clock_reaches_exp() {
+        let auth = Authorizer::hs256(SECRET).unwrap();
+        let exp = now() + 100;
+        let token = sign(serde_json::json!({"herald": {}, "exp": exp}));
+        let at = |secs: u64, millis: u64| {
+            UNIX_EPOCH
+                + std::time::Duration::from_secs(secs)
+                + std::time::Duration::from_millis(millis)
+        };
+        assert!(auth.verify_at(&token, at(exp - 1, 0)).is_ok());
+        assert!(
+            auth.verify_at(&token, at(exp - 1, 999)).is_ok(),
+            "1 ms before exp"
+        );
+        for (secs, millis) in [(exp, 0), (exp, 1), (exp, 999), (exp + 1, 0)] {
+            assert_eq!(
+                auth.verify_at(&token, at(secs, millis)).unwrap_err(),
+                TokenError::Expired,
+                "{secs}.{millis:03}"
+            );
+        }
+        assert!(!is_expired(exp, at(exp - 1, 999)));
+        assert!(is_expired(exp, at(exp, 0)));
+        assert!(is_expired(0, UNIX_EPOCH), "a clock before 1970 reads as 0");
+        // `nbf` is judged on the same clock, with its leeway.
+        let early = sign(serde_json::json!({"herald": {}, "exp": exp, "nbf": exp - 50}));
+        let leeway = exp - 50 - LEEWAY_SECS;
+        assert!(auth.verify_at(&early, at(leeway, 0)).is_ok());
+        assert_eq!(
+            auth.verify_at(&early, at(leeway - 1, 999)).unwrap_err(),
+            TokenError::NotYetValid
         );
     }
 

@@ -2,7 +2,7 @@
 //!
 //! | state       | what the stream does                                                        |
 //! |-------------|-----------------------------------------------------------------------------|
-//! | start       | sends `retry:`; registered with the broker *before* any log read            |
+//! | start       | sends `retry:`; registered with the broker *before* any event is read       |
 //! | catching up | reads [`Log::read_after`]`(cursor)` in batches, sends the matching events    |
 //! | live        | sends its mailbox's frames, skipping ids `<= cursor` (already sent)         |
 //! | closing     | sends the shutdown `retry:` and ends                                        |
@@ -11,6 +11,17 @@
 //! `catching up -> live` when a batch comes back empty; `live -> catching up` when the mailbox
 //! reports lag. The cursor is the highest log id the stream has sent or read past, so a replayed
 //! event is never sent again by the live path and nothing between the two is skipped.
+//!
+//! A `Last-Event-ID` beyond the newest id the log ever assigned (a wiped store, another
+//! deployment's id, a client's clock ahead of the hub's) is a position the log does not have:
+//! taken as is, the live path would skip every event until the log's ids pass it. The stream
+//! instead starts with `herald.reset` (reason `future`) and continues from the log's newest id.
+//!
+//! Time: a token is refused from the instant the wall clock reaches its `exp` second
+//! ([`crate::auth`]); a stream's timers are computed from the wall clock to the millisecond
+//! (not rounded to whole seconds) and checked against it again when they fire, so the
+//! warning comes [`expiry_warning`] before `exp` and the stream ends at `exp`, not up to a
+//! second later.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -41,26 +52,51 @@ use crate::topic::TopicPattern;
 /// Events read from the log per catch-up step: bounds the memory of one catch-up.
 pub const CATCH_UP_BATCH: usize = 256;
 
-/// The type of the event sent before the oldest retained events when a resume asked for events
-/// that retention already removed. Its data is JSON: `{"reason":"retention","after":"<id>"}`, the
-/// id the subscriber resumed from. It has no `id:`, so the client's last event id is unchanged
-/// until the next real event.
+/// The type of the event sent when a stream cannot give everything after its resume position:
+/// before the oldest retained events when retention already removed some
+/// (`{"reason":"retention","after":"<the id resumed from>"}`), or first when the resume position
+/// is beyond the newest id the log ever assigned
+/// (`{"reason":"future","after":"<the log's newest id>","requested":"<the id resumed from>"}`).
+/// Its `id:` is `after`, the position the stream continues from.
 pub const RESET_EVENT_TYPE: &str = "herald.reset";
 
-/// The type of the event sent on a stream whose token expires soon (see [`expiry_warning`]). Its
+/// The type of the event sent on a stream whose token expires soon: a tenth of the time the token
+/// had left when the stream opened, at least 1 s and at most 30 s, before `exp`. Its
 /// data is JSON `{"exp": <the token's exp, Unix seconds>}`; at `exp` the stream ends, and the
 /// client reconnects with a fresh token and its last event id.
 pub const TOKEN_EXPIRING_EVENT_TYPE: &str = "herald.token-expiring";
 
-/// Longest a token's `exp` is taken to be away (see [`Expiry::new`]).
+/// Longest a token's `exp` is taken to be away (see [`Expiry::at`]).
 const MAX_STREAM_LIFE: Duration = Duration::from_secs(365 * 86_400);
-/// Longest warning before a token's `exp`.
-const MAX_EXPIRY_WARNING: Duration = Duration::from_secs(30);
+/// Longest warning before a token's `exp`: time enough for any client to fetch a fresh token,
+/// without asking a long-lived token's stream to refresh early.
+pub(crate) const MAX_EXPIRY_WARNING: Duration = Duration::from_secs(30);
+/// Shortest warning before a token's `exp` (unless the stream opens with less left): about what a
+/// client needs to get a fresh token from its login service, a round trip or two. A tenth of a
+/// short token's life (0.3 s for 3 s) would often come too late to act on.
+pub(crate) const MIN_EXPIRY_WARNING: Duration = Duration::from_secs(1);
+/// Shortest wait when a stream's end is re-armed because the wall clock has not reached `exp`
+/// yet (it was stepped back): keeps a clock a hair behind from spinning the stream.
+const MIN_EXPIRY_REARM: Duration = Duration::from_millis(1);
 
-/// How long before `exp` the warning comes: 30 s, or a tenth of the token's remaining life when
-/// shorter (a 10 s token is warned 1 s before).
+/// How long before `exp` the warning comes: a tenth of the token's remaining life, at least
+/// [`MIN_EXPIRY_WARNING`] and at most [`MAX_EXPIRY_WARNING`], and at once when less than that is
+/// left (a 3 s token is warned 1 s before, a 10 min one 30 s before, one with 0.5 s left at once).
 pub(crate) fn expiry_warning(remaining: Duration) -> Duration {
-    (remaining / 10).min(MAX_EXPIRY_WARNING)
+    (remaining / 10)
+        .clamp(MIN_EXPIRY_WARNING, MAX_EXPIRY_WARNING)
+        .min(remaining)
+}
+
+/// Time from `now` until the wall clock reaches `exp` (Unix seconds), to the nanosecond: zero
+/// when it already has, capped at [`MAX_STREAM_LIFE`] (an `exp` centuries ahead must not overflow
+/// the clock; a year is "never" for a stream, which reconnects more often than that anyway).
+fn until_exp(exp: u64, now: SystemTime) -> Duration {
+    match UNIX_EPOCH.checked_add(Duration::from_secs(exp)) {
+        Some(at) => at.duration_since(now).unwrap_or(Duration::ZERO),
+        None => MAX_STREAM_LIFE,
+    }
+    .min(MAX_STREAM_LIFE)
 }
 
 /// When a stream's token runs out, and the one timer that wakes the stream for it.
@@ -75,14 +111,15 @@ struct Expiry {
 
 impl Expiry {
     fn new(exp: u64) -> Self {
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        // Capped: an `exp` centuries ahead must not overflow the clock (a year is "never" for a
-        // stream, which reconnects more often than that anyway).
-        let remaining = Duration::from_secs(exp.saturating_sub(now_unix)).min(MAX_STREAM_LIFE);
-        let end_at = Instant::now() + remaining;
+        Self::at(exp, SystemTime::now(), Instant::now())
+    }
+
+    /// The timers of a token with this `exp` for a stream opened when the wall clock read `wall`
+    /// and the monotonic clock `now`. The remaining time is not rounded to whole seconds: a stream
+    /// opened at 10.9 s with `exp` 13 ends at 13.0, not 13.9.
+    fn at(exp: u64, wall: SystemTime, now: Instant) -> Self {
+        let remaining = until_exp(exp, wall);
+        let end_at = now + remaining;
         let warn_at = end_at - expiry_warning(remaining);
         Self {
             exp,
@@ -159,6 +196,38 @@ fn reset_frame(after: Option<EventId>) -> Bytes {
     }
 }
 
+/// The `herald.reset` event for a resume from `requested`, an id beyond `newest`, the newest id
+/// the log ever assigned (`0-0` for a log that never assigned one). Its `id:` is `newest`, where
+/// the stream continues: a reconnection after it resumes from a position the log has.
+fn future_reset_frame(requested: EventId, newest: EventId) -> Bytes {
+    let data = serde_json::json!({
+        "reason": "future",
+        "after": newest.to_string(),
+        "requested": requested.to_string(),
+    })
+    .to_string();
+    // The constant type and an id rendered as `<digits>-<digits>` hold no CR, LF or NUL.
+    match herald_wire::Event::new(data)
+        .with_type(RESET_EVENT_TYPE)
+        .and_then(|e| e.with_id(newest.to_string()))
+    {
+        Ok(event) => event.encode(),
+        Err(_) => Bytes::new(),
+    }
+}
+
+/// Where a stream resuming from `requested` starts, given the log's newest id: `requested`
+/// itself when the log has reached it, or (with the `herald.reset` frame to send first) the
+/// newest id when `requested` is beyond it. `0-0` comes before every id, so it is never beyond.
+fn resume_position(requested: EventId, newest: Option<EventId>) -> (EventId, Option<Bytes>) {
+    let newest = newest.unwrap_or_default();
+    if requested > newest {
+        (newest, Some(future_reset_frame(requested, newest)))
+    } else {
+        (requested, None)
+    }
+}
+
 impl SubscriberStream {
     fn take_batch(&mut self, events: &[Arc<StoredEvent>]) {
         for event in events {
@@ -187,6 +256,16 @@ impl SubscriberStream {
             if let Some(expiry) = &mut self.expiry {
                 let now = Instant::now();
                 if now >= expiry.end_at {
+                    // The timer runs on the monotonic clock; tokens are judged on the wall clock.
+                    // If that one has not reached `exp` yet (stepped back meanwhile), wait on:
+                    // a stream must not end while a reconnection with its token would succeed.
+                    let left = until_exp(expiry.exp, SystemTime::now());
+                    if !left.is_zero() {
+                        expiry.end_at = now + left.max(MIN_EXPIRY_REARM);
+                        let end_at = expiry.end_at;
+                        expiry.timer.as_mut().reset(end_at);
+                        continue;
+                    }
                     // Ends cleanly: the client reconnects with a fresh token and its last id.
                     self.done = true;
                     continue;
@@ -409,6 +488,34 @@ pub(crate) async fn events(
             }
         }
     };
+    let retry = herald_wire::encode_retry(shared.config.retry.as_millis() as u64);
+    let mut ready = VecDeque::from([(retry, false)]);
+    let mut cursor = request.last_event_id;
+    let mut done = false;
+    if let Some(requested) = request.last_event_id {
+        // Is the position one the log has? Every store sets its newest id before it acknowledges
+        // or tails an event, so an id a client could know is never beyond it: only an id this
+        // log never assigned is. Read before subscribing: whatever is appended after this read
+        // is after the position, and the catch-up reads it.
+        match shared.log.last_id().await {
+            Ok(newest) => {
+                let (position, reset) = resume_position(requested, newest);
+                if let Some(reset) = reset {
+                    tracing::debug!(%requested, %position, "resume from an id the log never assigned");
+                    ready.push_back((reset, false));
+                }
+                cursor = Some(position);
+            }
+            Err(err) => {
+                // Like a failed catch-up read: end at once; the client reconnects with its
+                // Last-Event-ID (a refusal would stop a browser's EventSource for good).
+                tracing::warn!(%err, "cannot read the log's newest id; ending the stream");
+                done = true;
+            }
+        }
+    }
+    // Taken after the await above: the stream's drop releases it, and a handler dropped while
+    // waiting must not hold it.
     let client = match peer {
         Some(Extension(ConnectInfo(addr))) => Some(shared.streams.acquire(addr.ip())?),
         None => None,
@@ -416,14 +523,13 @@ pub(crate) async fn events(
     // Subscribe to the live path before reading the log, so nothing falls between the two.
     let sub = shared.broker.subscribe(request.patterns, grants);
     Metrics::inc(&shared.metrics.subscriptions);
-    let retry = herald_wire::encode_retry(shared.config.retry.as_millis() as u64);
     let stream = SubscriberStream {
         shared,
         sub,
-        cursor: request.last_event_id,
-        catching_up: request.last_event_id.is_some(),
-        ready: VecDeque::from([(retry, false)]),
-        done: false,
+        cursor,
+        catching_up: cursor.is_some() && !done,
+        ready,
+        done,
         expiry: exp.map(Expiry::new),
         client,
         restore_id: request.last_event_id.is_some(),
@@ -497,6 +603,19 @@ mod tests {
             Duration::from_secs(30)
         );
         assert_eq!(expiry_warning(Duration::ZERO), Duration::ZERO);
+        // Never less than a second ahead, unless less than that is left: then at once.
+        assert_eq!(
+            expiry_warning(Duration::from_millis(2400)),
+            MIN_EXPIRY_WARNING
+        );
+        assert_eq!(
+            expiry_warning(Duration::from_millis(500)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            expiry_warning(Duration::from_secs(20)),
+            Duration::from_secs(2)
+        );
         assert_eq!(
             &expiring_frame(7, Some(EventId::new(1, 2)))[..],
             b"id: 1-2\nevent: herald.token-expiring\ndata: {\"exp\":7}\n\n"
@@ -509,6 +628,61 @@ mod tests {
         assert!(far.end_at > Instant::now() + Duration::from_secs(364 * 86_400));
         let past = Expiry::new(0);
         assert!(past.end_at <= Instant::now() && past.warn_at == past.end_at);
+    }
+
+    /// The issue-13 report: `herald.token-expiring` came 0.6 s after `exp` and the stream ended
+    /// 0.9 s after it, because the time left was rounded down to whole seconds at the open.
+    #[tokio::test]
+    async fn expiry_timers_are_exact_to_the_millisecond() {
+        let exp = 1_700_000_013;
+        let now = Instant::now();
+        // Opened at 10.600 s on the wall clock: 2.4 s left.
+        let wall = UNIX_EPOCH + Duration::from_millis(1_700_000_010_600);
+        let expiry = Expiry::at(exp, wall, now);
+        assert_eq!(expiry.end_at - now, Duration::from_millis(2400));
+        assert_eq!(expiry.end_at - expiry.warn_at, MIN_EXPIRY_WARNING);
+        // One nanosecond before `exp`, one nanosecond is left; at `exp` and after, none.
+        let at_exp = UNIX_EPOCH + Duration::from_secs(exp);
+        assert_eq!(
+            until_exp(exp, at_exp - Duration::from_nanos(1)),
+            Duration::from_nanos(1)
+        );
+        assert_eq!(until_exp(exp, at_exp), Duration::ZERO);
+        assert_eq!(
+            until_exp(exp, at_exp + Duration::from_secs(5)),
+            Duration::ZERO
+        );
+        assert_eq!(until_exp(u64::MAX, at_exp), MAX_STREAM_LIFE);
+    }
+
+    /// The issue-13 report: a `Last-Event-ID` beyond the log's newest id answered 200 and then
+    /// skipped every live event until the log's ids passed it.
+    #[test]
+    fn a_resume_from_beyond_the_newest_id_is_reset_to_it() {
+        let newest = EventId::new(1_000, 4);
+        // Positions the log has: any id up to the newest, assigned or not.
+        for requested in [EventId::new(0, 0), EventId::new(999, 9), newest] {
+            assert_eq!(resume_position(requested, Some(newest)), (requested, None));
+        }
+        let (position, reset) = resume_position(EventId::new(1_000, 5), Some(newest));
+        assert_eq!(position, newest);
+        assert_eq!(
+            &reset.unwrap()[..],
+            b"id: 1000-4\nevent: herald.reset\ndata: {\"after\":\"1000-4\",\"reason\":\"future\",\"requested\":\"1000-5\"}\n\n"
+        );
+        // A log that never assigned an id: `0-0` (the documented "everything") is no reset;
+        // anything else is, and continues from `0-0`.
+        assert_eq!(
+            resume_position(EventId::new(0, 0), None),
+            (EventId::new(0, 0), None)
+        );
+        let (position, reset) = resume_position(EventId::new(u64::MAX, u64::MAX), None);
+        assert_eq!(position, EventId::new(0, 0));
+        assert!(
+            reset
+                .unwrap()
+                .starts_with(b"id: 0-0\nevent: herald.reset\n")
+        );
     }
 
     #[test]

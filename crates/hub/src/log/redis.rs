@@ -634,14 +634,18 @@ impl RedisLog {
 
     async fn do_last_id(&self) -> Result<Option<EventId>, LogError> {
         let mut conn = self.commands.clone();
-        let last: Option<String> = within(
-            self.timeouts.command,
-            redis::cmd("HGET")
-                .arg(&self.meta_key)
-                .arg("last")
-                .query_async(&mut conn),
-        )
-        .await?;
+        let mut query = redis::cmd("HGET");
+        query.arg(&self.meta_key).arg("last");
+        // A read, safe to repeat: once more when the first try met a connection that broke
+        // during an outage, as `do_read_after` does (a resumed stream asks this first).
+        let command = self.timeouts.command;
+        let last: Option<String> = match within(command, query.query_async(&mut conn)).await {
+            Ok(last) => last,
+            Err(_) => {
+                tokio::time::sleep(TAIL_MIN_BACKOFF).await;
+                within(command, query.query_async(&mut conn)).await?
+            }
+        };
         last.map(|id| id.parse().map_err(|_| malformed("last id")))
             .transpose()
     }

@@ -48,6 +48,7 @@ macro_rules! suite_tests {
             tail_sees_appends_in_order_once_readable,
             concurrent_appends_get_distinct_increasing_ids,
             last_id_is_the_newest_ever_assigned,
+            no_acknowledged_or_tailed_id_is_beyond_last_id,
             append_after_close_is_refused,
             tail_ends_after_close,
         );
@@ -487,6 +488,36 @@ pub(crate) async fn last_id_is_the_newest_ever_assigned(opener: impl Opener) {
     let dup_again = log.append(keyed("b", "3", "k")).await.unwrap();
     assert_eq!(dup_again.id, dup.id);
     assert_eq!(log.last_id().await.unwrap(), Some(dup.id));
+}
+
+/// The hub calls a `Last-Event-ID` beyond [`Log::last_id`] "from the future" and resets it (see
+/// `sse`): that is sound only if no id a client can know, from a publish answer or from a stream
+/// fed by the tail, is ever beyond `last_id` when read after it, even while appends are under way.
+pub(crate) async fn no_acknowledged_or_tailed_id_is_beyond_last_id(opener: impl Opener) {
+    const TASKS: usize = 4;
+    const EACH: usize = 25;
+    let log = opener.open(KEEP_ALL).await;
+    let mut tail = log.tail();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let id = append(&*log, event("t", &format!("{task}/{i}"))).await;
+                    let last = within("last_id", log.last_id()).await.unwrap();
+                    assert!(last >= Some(id), "acknowledged {id}, last_id {last:?}");
+                }
+            })
+        })
+        .collect();
+    for _ in 0..TASKS * EACH {
+        let id = recv(&mut tail).await.id;
+        let last = within("last_id", log.last_id()).await.unwrap();
+        assert!(last >= Some(id), "tailed {id}, last_id {last:?}");
+    }
+    for task in tasks {
+        within("appender", task).await.unwrap();
+    }
 }
 
 pub(crate) async fn append_after_close_is_refused(opener: impl Opener) {
