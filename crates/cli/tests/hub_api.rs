@@ -461,7 +461,8 @@ fn oversized_and_hostile_requests() {
         let mut s = std::net::TcpStream::connect(hub.addr).unwrap();
         s.write_all(b"POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"topic\":\"t\"").unwrap();
     }
-    // A deeply nested JSON data value is refused by the JSON parser's recursion limit, not a crash.
+    // A deeply nested JSON data value is refused (herald_hub::MAX_DATA_DEPTH), not a crash, and
+    // not passed on to subscribers whose JSON parsers recurse.
     let deep = format!(
         r#"{{"topic":"t","data":{}{}}}"#,
         "[".repeat(100_000),

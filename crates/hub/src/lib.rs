@@ -70,7 +70,7 @@ pub use metrics::Metrics;
 #[doc(hidden)]
 pub use publish::fuzzing;
 pub use publish::{
-    MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_RETRY_MS, RESERVED_TYPE_PREFIX,
+    MAX_DATA_DEPTH, MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_RETRY_MS, RESERVED_TYPE_PREFIX,
 };
 pub use server::{TlsConfig, TlsError, serve};
 pub use sse::{CATCH_UP_BATCH, RESET_EVENT_TYPE, TOKEN_EXPIRING_EVENT_TYPE};

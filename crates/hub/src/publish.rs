@@ -25,6 +25,10 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 /// a delay above 2^31-1 ms as 0, so a huge `retry` would make every subscriber reconnect at once;
 /// no client needs to wait longer than a day.
 pub const MAX_RETRY_MS: u64 = 86_400_000;
+/// Deepest nesting of arrays and objects in a JSON `data` value: serde_json's own recursion
+/// limit, so what the hub parsed before it passed `data` through as written is still accepted,
+/// and subscribers whose JSON parsers recurse are not handed a value that overflows their stack.
+pub const MAX_DATA_DEPTH: usize = 128;
 /// Event types starting with this are the hub's own (e.g. `herald.reset`) and cannot be published.
 pub const RESERVED_TYPE_PREFIX: &str = "herald.";
 
@@ -105,10 +109,12 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 /// strings are removed, everything else (including every byte inside a string) is kept.
 ///
 /// JSON strings cannot hold a raw CR or LF (they must be escaped), so the result is one line.
-fn compact_json(json: &str) -> String {
+/// Nesting deeper than [`MAX_DATA_DEPTH`] is refused (400).
+fn compact_json(json: &str) -> Result<String, ApiError> {
     let mut out = String::with_capacity(json.len());
     let mut in_string = false;
     let mut escaped = false;
+    let mut depth = 0usize;
     for c in json.chars() {
         if in_string {
             if escaped {
@@ -118,14 +124,25 @@ fn compact_json(json: &str) -> String {
             } else if c == '"' {
                 in_string = false;
             }
-        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
-            continue;
-        } else if c == '"' {
-            in_string = true;
+        } else {
+            match c {
+                ' ' | '\t' | '\n' | '\r' => continue,
+                '"' => in_string = true,
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_DATA_DEPTH {
+                        return Err(ApiError::bad_request(format!(
+                            "data is nested deeper than {MAX_DATA_DEPTH} arrays or objects"
+                        )));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
         }
         out.push(c);
     }
-    out
+    Ok(out)
 }
 
 /// The refusal of a field given twice, in the words serde uses for JSON, so both say the same.
@@ -140,7 +157,7 @@ fn json_data(raw: &serde_json::value::RawValue) -> Result<String, ApiError> {
     if text.starts_with('"') {
         serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
     } else {
-        Ok(compact_json(text))
+        compact_json(text)
     }
 }
 
@@ -383,6 +400,27 @@ mod tests {
     }
 
     #[test]
+    fn data_nested_past_the_limit_is_refused_not_passed_on() {
+        let nested = |n: usize| {
+            format!(
+                r#"{{"topic":"t","data":{}{}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        assert_eq!(
+            json(&nested(MAX_DATA_DEPTH)).unwrap().data.len(),
+            2 * MAX_DATA_DEPTH
+        );
+        let err = json(&nested(MAX_DATA_DEPTH + 1)).unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert!(err.message().contains("nested deeper than 128"), "{err}");
+        // Brackets inside strings are text, not nesting.
+        let text = format!(r#"{{"topic":"t","data":["{}"]}}"#, "[".repeat(1000));
+        assert!(json(&text).is_ok());
+    }
+
+    #[test]
     fn compact_json_keeps_strings_whole() {
         let cases = [
             ("[ 1 , 2 ]", "[1,2]"),
@@ -399,7 +437,7 @@ mod tests {
             ("[\"é ü\" , \"😀 \"]", "[\"é ü\",\"😀 \"]"),
         ];
         for (input, want) in cases {
-            assert_eq!(compact_json(input), want, "{input}");
+            assert_eq!(compact_json(input).unwrap(), want, "{input}");
             // The result is the same JSON value, on one line.
             let a: serde_json::Value = serde_json::from_str(input).unwrap();
             let b: serde_json::Value = serde_json::from_str(want).unwrap();
