@@ -97,6 +97,9 @@ fn chat_between_two_windows_with_clock_and_event_types() {
     // publishers.
     b.type_into("#text", "back in five");
     b.click("#send-notice");
+    // The page's publish is a fetch of its own: wait until it is shown, or the test's publish
+    // below may be stored first (the page shows events in the log's order).
+    wait_shown(&b, 2);
     say(&Client(hub.addr), "plain text");
     wait_shown(&b, 3);
     let types = b.js(
