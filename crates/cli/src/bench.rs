@@ -81,8 +81,9 @@ enum BenchCommand {
 /// Flags shared by both benchmarks.
 #[derive(Debug, clap::Args)]
 struct CommonArgs {
-    /// Extra request header, `Name: value` (repeatable), e.g. `Authorization: Bearer ...`.
-    #[arg(long = "header", value_name = "NAME: VALUE")]
+    /// Extra request header, `Name: value` (repeatable), e.g. `-H 'Authorization: Bearer ...'`
+    /// (`-H`, as on `herald subscribe` and curl).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
     /// Print the report as JSON on stdout instead of the human summary.
     #[arg(long)]

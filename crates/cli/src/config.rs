@@ -150,11 +150,15 @@ fn parse(path: &Path, text: &str, cmd: &Command) -> Result<FileDefaults, ConfigE
             .get_arguments()
             .find(|arg| arg.get_long() == Some(key_name) && key_name != CONFIG_FLAG)
         else {
+            let keys = known_keys(&cmd);
+            let hint = nearest_key(key_name, &keys)
+                .map(|near| format!(" (did you mean `{near}`?)"))
+                .unwrap_or_default();
             return Err(error(
                 Some(at),
                 format!(
-                    "unknown key `{key_name}`; the keys are the long flags of `herald serve`: {}",
-                    known_keys(&cmd).join(", ")
+                    "unknown key `{key_name}`{hint}; the keys are the long flags of `herald serve`: {}",
+                    keys.join(", ")
                 ),
             ));
         };
@@ -250,6 +254,33 @@ fn known_keys(cmd: &Command) -> Vec<&str> {
         .filter_map(Arg::get_long)
         .filter(|long| !matches!(*long, CONFIG_FLAG | "help" | "version"))
         .collect()
+}
+
+/// The key nearest to an unknown `key`, as clap suggests the nearest flag: `_` read as `-` (TOML
+/// habit: `data_dir` for `data-dir`), then the fewest edits, if few enough to be a typo.
+fn nearest_key<'a>(key: &str, keys: &[&'a str]) -> Option<&'a str> {
+    let key = key.replace('_', "-");
+    keys.iter()
+        .map(|&k| (edit_distance(&key, k), k))
+        .filter(|&(d, k)| d <= (k.len() / 3).max(1))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over bytes (keys are ASCII), one row at a time.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// 1-based line of byte offset `at`.
@@ -516,6 +547,22 @@ mod tests {
         assert!(e.contains("max-topics"), "{e}");
         let e = err("config = \"other.toml\"\n");
         assert!(e.contains("unknown key `config`"), "{e}");
+        // A typo or TOML's `_` gets the nearest flag; a key like none gets no guess.
+        for (typo, near) in [
+            ("max-topic", "max-topics"),
+            ("max_topics", "max-topics"),
+            ("log-fromat", "log-format"),
+            ("cors_orign", "cors-origin"),
+        ] {
+            let e = parse(Path::new("herald.toml"), &format!("{typo} = 1"), &command())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("(did you mean `{near}`?)")), "{e}");
+        }
+        let e = parse(Path::new("herald.toml"), "bogus = 1", &command())
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("did you mean"), "{e}");
         let e = err("max-topics = \"many\"\n");
         assert!(
             e.starts_with("config file herald.toml, line 1: `max-topics` = \"many\""),

@@ -19,7 +19,7 @@ mod token;
 
 /// herald: a real-time event hub over Server-Sent Events.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about, long_about = None)]
+#[command(name = "herald", version, about, long_about = None, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,6 +39,90 @@ enum Command {
     Bench(bench::Args),
 }
 
+/// The first hour with herald, at the end of `herald --help`: a hub, a subscriber, a publish, a
+/// token, each a line that runs as written (on one machine, in two terminals).
+const EXAMPLES: &str = "\
+Examples:
+  # A hub on http://127.0.0.1:3000 (demo page at /, dashboard at /dashboard):
+  herald serve --demo
+  # In another terminal, print what arrives on a topic, then publish to it:
+  herald subscribe 'http://127.0.0.1:3000/events?topic=chat/demo'
+  herald publish --url http://127.0.0.1:3000 --topic chat/demo --data hello
+  # A hub with tokens, and a token that may publish and read everything under chat/:
+  export HERALD_JWT_SECRET=\"$(head -c 32 /dev/urandom | base64)\"
+  herald serve
+  herald token --publish 'chat/**' --subscribe 'chat/**' --ttl 1h
+  # Every flag of a command, with examples:
+  herald serve --help";
+
+/// Examples appended to each subcommand's help (after the notes its own `after_help` gives),
+/// kept here with [`EXAMPLES`] so that the commands shown agree with each other.
+const SUBCOMMAND_EXAMPLES: &[(&str, &str)] = &[
+    (
+        "serve",
+        "\
+Examples:
+  herald serve --demo                           # http://127.0.0.1:3000, demo page and dashboard
+  herald serve --store memory --addr 127.0.0.1:0 # nothing kept, any free port
+  HERALD_JWT_SECRET=\"$(head -c 32 /dev/urandom | base64)\" herald serve --addr 0.0.0.0:3000
+  herald serve --config herald.toml            # keys are the long flags: heartbeat = \"15s\"
+  herald serve --tls-cert cert.pem --tls-key key.pem --addr 127.0.0.1:3443",
+    ),
+    (
+        "publish",
+        "\
+Examples:
+  herald publish --url http://127.0.0.1:3000 --topic chat/demo --data hello
+  echo '{\"n\":1}' | herald publish --url http://127.0.0.1:3000 --topic jobs/42 --event progress
+  HERALD_TOKEN=\"$(herald token --publish 'chat/**')\" herald publish --url http://127.0.0.1:3000 \\
+      --topic chat/demo --private --data 'for token holders only'",
+    ),
+    (
+        "subscribe",
+        "\
+Examples:
+  herald subscribe 'http://127.0.0.1:3000/events?topic=chat/demo'
+  herald subscribe 'http://127.0.0.1:3000/events?topic=chat/**&topic=demo/time' --json --count 5
+  HERALD_TOKEN=\"$(herald token --subscribe 'chat/**')\" herald subscribe \\
+      'http://127.0.0.1:3000/events?topic=chat/**'
+  herald subscribe -H 'Authorization: Bearer eyJ...' 'http://127.0.0.1:3000/events?topic=chat/demo'",
+    ),
+    (
+        "token",
+        "\
+Examples:
+  export HERALD_JWT_SECRET=\"$(head -c 32 /dev/urandom | base64)\"   # the hub's secret too
+  herald token --publish 'chat/**' --subscribe 'chat/**' --ttl 1h --subject alice
+  herald token --private-key key.pem --subscribe 'orders/*'     # for a hub with --jwt-public-key
+Patterns: '*' is one segment ('chat/*' covers chat/lobby, not chat/a/b); '**' is one or more and \
+only last ('chat/**' covers both); '**' alone covers every topic.",
+    ),
+    (
+        "bench",
+        "\
+Examples:
+  herald bench conns --url 'http://127.0.0.1:3000/events?topic=idle' -n 1000 --secs 5
+  herald bench fanout --sub-url 'http://127.0.0.1:3000/events?topic=bench' \\
+      --pub-url http://127.0.0.1:3000/publish --subs 100 --rate 1000 --secs 5
+  herald bench fanout ... -H \"Authorization: Bearer $(herald token --publish bench --subscribe bench)\"",
+    ),
+];
+
+/// The command line's definition with the examples of every subcommand: what `--help` shows.
+fn command() -> clap::Command {
+    let mut command = Cli::command();
+    for &(name, examples) in SUBCOMMAND_EXAMPLES {
+        command = command.mut_subcommand(name, |sub| {
+            let text = match sub.get_after_help() {
+                Some(notes) => format!("{notes}\n\n{examples}"),
+                None => examples.to_owned(),
+            };
+            sub.after_help(text)
+        });
+    }
+    command
+}
+
 /// Exit code of bad usage, as clap's.
 pub(crate) const USAGE_ERROR: u8 = 2;
 
@@ -48,7 +132,7 @@ pub(crate) const USAGE_ERROR: u8 = 2;
 /// checked over all three (see [`serve::RULES`]).
 fn parse_cli() -> Result<Cli, ExitCode> {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let mut command = Cli::command().mut_subcommand(config::SUBCOMMAND, config::with_env_vars);
+    let mut command = command().mut_subcommand(config::SUBCOMMAND, config::with_env_vars);
     let mut matches = command
         .clone()
         .try_get_matches_from(&args)

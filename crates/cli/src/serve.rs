@@ -88,6 +88,16 @@ pub(crate) const RULES: &[Rule] = &[
     Rule::Requires("tls_key", "tls_cert"),
 ];
 
+// The headings of `herald serve --help`, one per concern, so that a reader looking for the TLS or
+// the retention flags finds them together instead of in one list of forty.
+const STORE: &str = "Store";
+const AUTH: &str = "Authentication and browsers";
+const LIMITS: &str = "Limits";
+const TIMEOUTS: &str = "Timeouts";
+const TLS: &str = "TLS";
+const PAGES: &str = "Pages";
+const OBSERVABILITY: &str = "Observability";
+
 /// Arguments of `herald serve`. Every long flag is also a config file key and a `HERALD_*`
 /// environment variable (see `config.rs`): flag > environment > config file > default.
 #[derive(Debug, clap::Args)]
@@ -101,61 +111,61 @@ pub(crate) struct Args {
     /// Directory of the embedded store (events.redb, and the herald-data-dir marker that makes a
     /// missing or empty events.redb an error, not a new start: move the whole directory away to
     /// start fresh).
-    #[arg(long, default_value = "./herald-data", env = "HERALD_DATA_DIR")]
+    #[arg(help_heading = STORE, long, default_value = "./herald-data", env = "HERALD_DATA_DIR")]
     data_dir: PathBuf,
     /// Event store.
-    #[arg(long, value_enum, default_value_t = Store::Embedded)]
+    #[arg(help_heading = STORE, long, value_enum, default_value_t = Store::Embedded)]
     store: Store,
     /// Redis of --store redis, e.g. redis://127.0.0.1:6379 or redis://:password@host:6379/0.
-    #[arg(long, env = "HERALD_REDIS_URL")]
+    #[arg(help_heading = STORE, long, env = "HERALD_REDIS_URL")]
     redis_url: Option<String>,
     /// Prefix of every Redis key, so that several deployments can share one Redis.
-    #[arg(long, default_value = herald_hub::log::redis::DEFAULT_PREFIX, env = "HERALD_REDIS_PREFIX",
+    #[arg(help_heading = STORE, long, default_value = herald_hub::log::redis::DEFAULT_PREFIX, env = "HERALD_REDIS_PREFIX",
           value_parser = parse_redis_prefix)]
     redis_prefix: String,
     /// How long one Redis command may take before it counts as failed (--store redis).
-    #[arg(long, default_value = "5s", env = "HERALD_REDIS_TIMEOUT",
+    #[arg(help_heading = STORE, long, default_value = "5s", env = "HERALD_REDIS_TIMEOUT",
           value_parser = range::duration(MIN_TIMER, MAX_REDIS_TIMEOUT))]
     redis_timeout: Duration,
     /// How long a publish keeps trying when Redis's answer was lost (--store redis), so that it
     /// is answered 200 with the stored id instead of an unknown outcome; every publish is
     /// answered within this plus --redis-timeout.
-    #[arg(long, default_value = "10s", env = "HERALD_REDIS_PUBLISH_TIMEOUT",
+    #[arg(help_heading = STORE, long, default_value = "10s", env = "HERALD_REDIS_PUBLISH_TIMEOUT",
           value_parser = range::duration(Duration::ZERO, MAX_REDIS_TIMEOUT))]
     redis_publish_timeout: Duration,
     /// Timeouts and limits (boxed: they are many, and `Args` is a variant of the command enum).
     #[command(flatten)]
     tuning: Box<Tuning>,
     /// Publish the time every second to topic `demo/time` (event type `time`).
-    #[arg(long)]
+    #[arg(help_heading = PAGES, long)]
     demo: bool,
     /// Do not send the hub's metrics to topic herald/metrics every second (GET /dashboard then
     /// shows nothing).
-    #[arg(long)]
+    #[arg(help_heading = OBSERVABILITY, long)]
     no_metrics_topic: bool,
     /// Serve this directory at / instead of the demo page. A path that reaches outside it through
     /// a symlink is answered 404 (see --static-follow-symlinks).
-    #[arg(long = "static", value_name = "DIR")]
+    #[arg(help_heading = PAGES, long = "static", value_name = "DIR")]
     static_dir: Option<PathBuf>,
     /// With --static, also serve files reached through symlinks that point outside the directory.
-    #[arg(long)]
+    #[arg(help_heading = PAGES, long)]
     static_follow_symlinks: bool,
     /// Allow listening on a non-loopback address with no JWT key, although anyone can then
     /// publish and subscribe.
-    #[arg(long)]
+    #[arg(help_heading = AUTH, long)]
     allow_anonymous: bool,
     /// Authentication, CORS and per-client limits.
     #[command(flatten)]
     security: Box<Security>,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1 over ALPN) with this PEM certificate chain (needs
     /// --tls-key). Without it: plain HTTP/1.1 and HTTP/2 with prior knowledge (h2c).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = TLS, long, value_name = "FILE")]
     tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = TLS, long, value_name = "FILE")]
     tls_key: Option<PathBuf>,
     /// Log format on stderr (the level is set by HERALD_LOG, e.g. `info`, `herald_hub=debug`).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(help_heading = OBSERVABILITY, long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
@@ -164,32 +174,32 @@ pub(crate) struct Args {
 pub(crate) struct Security {
     /// Verify tokens with this HS256 secret (at least 32 bytes). Prefer the environment
     /// variable: a flag shows in `ps`.
-    #[arg(long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
+    #[arg(help_heading = AUTH, long, env = "HERALD_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
     /// Verify tokens with this PEM public key (RSA: RS256, EC P-256: ES256, unless --jwt-alg).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = AUTH, long, value_name = "FILE")]
     jwt_public_key: Option<PathBuf>,
     /// The one algorithm accepted with --jwt-public-key (RS256, RS384, RS512, ES256, ES384).
-    #[arg(long, value_name = "ALG")]
+    #[arg(help_heading = AUTH, long, value_name = "ALG")]
     jwt_alg: Option<String>,
     /// With a JWT key, let subscribers without a token receive public events.
-    #[arg(long)]
+    #[arg(help_heading = AUTH, long)]
     allow_anonymous_subscribers: bool,
     /// Let browsers on this origin use the hub (repeatable, e.g. https://app.example.com); `*`
     /// alone allows any origin, without cookies.
-    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    #[arg(help_heading = AUTH, long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<String>,
     /// Most open streams per client address (IPv6: per /64); 0 for no cap.
-    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_STREAMS_PER_CLIENT,
+    #[arg(help_heading = LIMITS, long, default_value_t = HubConfig::DEFAULT_MAX_STREAMS_PER_CLIENT,
           value_parser = range::int_or_zero(1, MAX_STREAMS_PER_CLIENT))]
     max_streams_per_client: usize,
     /// Publishes per second per token subject (or client address), from 0.001 to 1000000; 0 for
     /// no limit.
-    #[arg(long, default_value_t = 0.0,
+    #[arg(help_heading = LIMITS, long, default_value_t = 0.0,
           value_parser = range::float_or_zero(MIN_PUBLISH_RATE, MAX_PUBLISH_RATE))]
     publish_rate: f64,
     /// Publishes allowed in a burst with --publish-rate (default: twice the rate, at least 1).
-    #[arg(long, value_parser = range::int(1, MAX_PUBLISH_BURST))]
+    #[arg(help_heading = LIMITS, long, value_parser = range::int(1, MAX_PUBLISH_BURST))]
     publish_burst: Option<u32>,
 }
 
@@ -241,58 +251,58 @@ impl Security {
 #[derive(Debug, clap::Args)]
 pub(crate) struct Tuning {
     /// Send a comment on a stream idle this long (e.g. 15s, 500ms, 2m).
-    #[arg(long, default_value = "15s", value_parser = range::duration(MIN_TIMER, MAX_HEARTBEAT))]
+    #[arg(help_heading = TIMEOUTS, long, default_value = "15s", value_parser = range::duration(MIN_TIMER, MAX_HEARTBEAT))]
     heartbeat: Duration,
     /// The reconnection time sent first on every stream (at most 1d).
-    #[arg(long, default_value = "3s", value_parser = range::duration(Duration::ZERO, MAX_RETRY))]
+    #[arg(help_heading = TIMEOUTS, long, default_value = "3s", value_parser = range::duration(Duration::ZERO, MAX_RETRY))]
     retry: Duration,
     /// Close a connection whose client has not read anything for this long.
-    #[arg(long, default_value = "30s",
+    #[arg(help_heading = TIMEOUTS, long, default_value = "30s",
           value_parser = range::duration(MIN_TIMER, MAX_WRITE_TIMEOUT))]
     write_timeout: Duration,
     /// Most unsent bytes queued per subscriber before it catches up from the log instead.
-    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_UNSENT_BYTES,
+    #[arg(help_heading = LIMITS, long, default_value_t = HubConfig::DEFAULT_MAX_UNSENT_BYTES,
           value_parser = range::int(MIN_UNSENT_BYTES, MAX_UNSENT_BYTES))]
     max_unsent_bytes: usize,
     /// Largest accepted publish body, in bytes.
-    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_BODY_BYTES,
+    #[arg(help_heading = LIMITS, long, default_value_t = HubConfig::DEFAULT_MAX_BODY_BYTES,
           value_parser = range::int(MIN_BODY_BYTES, MAX_BODY_BYTES))]
     max_body_bytes: usize,
     /// Most topics per stream.
-    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_TOPICS,
+    #[arg(help_heading = LIMITS, long, default_value_t = HubConfig::DEFAULT_MAX_TOPICS,
           value_parser = range::int(1, MAX_TOPICS))]
     max_topics: usize,
     /// Most open connections at once (more are answered 503 with Retry-After).
-    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_CONNECTIONS,
+    #[arg(help_heading = LIMITS, long, default_value_t = HubConfig::DEFAULT_MAX_CONNECTIONS,
           value_parser = range::int(1, MAX_CONNECTIONS))]
     max_connections: usize,
     /// Most open connections from one client address (IPv6: per /64); more are answered 429.
     /// Behind a reverse proxy every connection comes from the proxy: raise it there.
-    #[arg(long, default_value_t = HubConfig::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    #[arg(help_heading = LIMITS, long, default_value_t = HubConfig::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
           value_parser = range::int(1, MAX_CONNECTIONS))]
     max_connections_per_client: usize,
     /// Close a new connection that has not sent a complete request head (TLS handshake
     /// included) within this time.
-    #[arg(long, default_value = "30s", value_parser = range::duration(MIN_TIMER, MAX_CONNECTION_TIMEOUT))]
+    #[arg(help_heading = TIMEOUTS, long, default_value = "30s", value_parser = range::duration(MIN_TIMER, MAX_CONNECTION_TIMEOUT))]
     header_read_timeout: Duration,
     /// Answer 408 and close when a request body has not arrived whole within this time of its
     /// headers.
-    #[arg(long, default_value = "30s", value_parser = range::duration(MIN_TIMER, MAX_CONNECTION_TIMEOUT))]
+    #[arg(help_heading = TIMEOUTS, long, default_value = "30s", value_parser = range::duration(MIN_TIMER, MAX_CONNECTION_TIMEOUT))]
     body_read_timeout: Duration,
     /// Close a connection with no request in flight for this long (HTTP/1.1 keep-alive;
     /// HTTP/2 with no open stream, pings do not count).
-    #[arg(long, default_value = "65s", value_parser = range::duration(MIN_TIMER, MAX_CONNECTION_TIMEOUT))]
+    #[arg(help_heading = TIMEOUTS, long, default_value = "65s", value_parser = range::duration(MIN_TIMER, MAX_CONNECTION_TIMEOUT))]
     idle_timeout: Duration,
     /// On shutdown, wait at most this long for connections to end.
-    #[arg(long, default_value = "10s",
+    #[arg(help_heading = TIMEOUTS, long, default_value = "10s",
           value_parser = range::duration(Duration::ZERO, MAX_DRAIN_TIMEOUT))]
     drain_timeout: Duration,
     /// Keep at most this many events (0: no count limit).
-    #[arg(long, default_value_t = Retention::DEFAULT_MAX_EVENTS,
+    #[arg(help_heading = STORE, long, default_value_t = Retention::DEFAULT_MAX_EVENTS,
           value_parser = range::int_or_zero(1, u64::MAX))]
     retention_events: u64,
     /// Keep events at most this long (0s: no age limit).
-    #[arg(long, default_value = "24h",
+    #[arg(help_heading = STORE, long, default_value = "24h",
           value_parser = range::duration_or_zero(MIN_RETENTION_AGE, MAX_RETENTION_AGE))]
     retention_age: Duration,
 }
@@ -422,7 +432,12 @@ async fn serve(args: Args, mut config: HubConfig) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.addr))?;
     let local = listener.local_addr().context("reading the bound address")?;
     let auth = config_auth_summary(hub.config());
-    tracing::info!(store = ?args.store, auth, "herald listening on {scheme}://{local}");
+    let pages = page_urls(
+        &format!("{scheme}://{local}"),
+        args.static_dir.is_some(),
+        !args.no_metrics_topic,
+    );
+    tracing::info!(store = ?args.store, auth, "herald listening on {scheme}://{local} ({pages})");
     if args.demo {
         tokio::spawn(demo_clock(hub.clone()));
     }
@@ -431,6 +446,22 @@ async fn serve(args: Args, mut config: HubConfig) -> anyhow::Result<()> {
         .context("serving")?;
     tracing::info!("herald stopped");
     Ok(())
+}
+
+/// The pages a new user opens first, for the start-up line: what is at `/` and the dashboard
+/// (unless --no-metrics-topic left it empty). The address itself stays first on the line, where
+/// scripts read it.
+fn page_urls(base: &str, static_dir: bool, dashboard: bool) -> String {
+    let root = if static_dir {
+        "your --static files"
+    } else {
+        "demo page"
+    };
+    let mut pages = format!("{root}: {base}/");
+    if dashboard {
+        pages.push_str(&format!(", dashboard: {base}/dashboard"));
+    }
+    pages
 }
 
 /// How the hub authenticates, for the start-up line (never the key itself).

@@ -17,7 +17,6 @@ pub(crate) struct Args {
         long,
         env = "HERALD_JWT_SECRET",
         hide_env_values = true,
-        required_unless_present = "private_key",
         conflicts_with = "private_key"
     )]
     secret: Option<String>,
@@ -58,7 +57,18 @@ fn check_patterns(flag: &str, patterns: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `herald token` says when it has no key to sign with: both ways to give one (clap's own
+/// "required argument --secret" named only the flag, which also shows the secret in `ps`).
+const NO_KEY: &str = "herald token needs a key to sign with: set HERALD_JWT_SECRET to the hub's \
+--jwt-secret (e.g. export HERALD_JWT_SECRET=\"$(head -c 32 /dev/urandom | base64)\" before \
+starting both; --secret works too but shows in `ps`), or give --private-key FILE for a hub started \
+with --jwt-public-key";
+
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.secret.is_none() && args.private_key.is_none() {
+        eprintln!("herald: {NO_KEY}");
+        return Ok(ExitCode::from(crate::USAGE_ERROR));
+    }
     // (clap's `requires` does not fire while --secret, which conflicts with --private-key, is set.)
     anyhow::ensure!(
         args.alg.is_none() || args.private_key.is_some(),
@@ -70,7 +80,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         (Some(secret), _) => {
             anyhow::ensure!(
                 secret.len() >= herald_hub::auth::MIN_SECRET_LEN,
-                "--secret must be at least {} bytes, like the hub's --jwt-secret",
+                "the secret (--secret or HERALD_JWT_SECRET) must be at least {} bytes, like the \
+                 hub's --jwt-secret; make one with: head -c 32 /dev/urandom | base64",
                 herald_hub::auth::MIN_SECRET_LEN
             );
             (
@@ -113,7 +124,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        (None, None) => anyhow::bail!("give --secret or --private-key"),
+        // Answered at the top with `NO_KEY`.
+        (None, None) => anyhow::bail!("{NO_KEY}"),
     };
     let now = jsonwebtoken::get_current_timestamp();
     let mut claims = serde_json::json!({

@@ -39,11 +39,22 @@ pub enum TopicError {
     /// A character outside `A-Z a-z 0-9 - _ . : @ ~` (and `/` between segments).
     #[error("topic may only contain ASCII letters, digits, '/' and '-_.:@~'")]
     BadChar,
-    /// A wildcard where a plain topic is needed (publishing), or misplaced in a pattern.
+    /// A `*` inside a segment of a pattern (`ch*t`, `a/*b`, `***`): a wildcard is a whole segment.
     #[error(
-        "wildcards are whole segments: '*' for one segment, '**' only as the last segment, and none when publishing"
+        "a wildcard is a whole segment: write 'chat/*' (one segment) or 'chat/**' (one or more), not 'chat*' or 'ch*t'"
     )]
     BadWildcard,
+    /// `**` before the last segment of a pattern (`**/a`, `a/**/b`).
+    #[error(
+        "'**' may only be the last segment, as in 'chat/**'; for one segment in the middle use '*', as in 'chat/*/typing'"
+    )]
+    RestNotLast,
+    /// A wildcard in a topic to publish to: an event goes to one topic, patterns are for
+    /// subscribing.
+    #[error(
+        "wildcards ('*', '**') are for subscribing; an event is published to one plain topic, e.g. 'chat/lobby'"
+    )]
+    WildcardInTopic,
 }
 
 fn is_topic_byte(b: u8) -> bool {
@@ -76,7 +87,13 @@ fn check_segment(seg: &str) -> Result<(), TopicError> {
 /// Checks that `s` is a valid topic name to publish to (no wildcards).
 pub fn check_topic(s: &str) -> Result<(), TopicError> {
     check_len(s)?;
-    s.split('/').try_for_each(check_segment)
+    // In a topic any `*` is a publisher mistaking a topic for a pattern, whatever its place.
+    s.split('/')
+        .try_for_each(check_segment)
+        .map_err(|e| match e {
+            TopicError::BadWildcard => TopicError::WildcardInTopic,
+            other => other,
+        })
 }
 
 /// One segment of a [`TopicPattern`].
@@ -115,7 +132,7 @@ impl TopicPattern {
             segments.push(match part {
                 "*" => Segment::One,
                 "**" if i == last => Segment::Rest,
-                "**" => return Err(TopicError::BadWildcard),
+                "**" => return Err(TopicError::RestNotLast),
                 _ => {
                     check_segment(part)?;
                     Segment::Literal(part.into())
@@ -245,8 +262,8 @@ mod tests {
         for bad in ["a b", "a\nb", "a\rb", "é", "a?b", "a#b", "a%20"] {
             assert_eq!(check_topic(bad), Err(TopicError::BadChar), "{bad:?}");
         }
-        for bad in ["*", "chat/*", "a*"] {
-            assert_eq!(check_topic(bad), Err(TopicError::BadWildcard), "{bad}");
+        for bad in ["*", "chat/*", "a*", "chat/**"] {
+            assert_eq!(check_topic(bad), Err(TopicError::WildcardInTopic), "{bad}");
         }
     }
 
@@ -333,10 +350,17 @@ mod tests {
 
     #[test]
     fn invalid_patterns() {
-        for bad in ["ch*t", "**/a", "a/**/b", "a/***", "a/*b"] {
+        for bad in ["ch*t", "a/***", "a/*b", "chat*"] {
             assert_eq!(
                 TopicPattern::try_new(bad),
                 Err(TopicError::BadWildcard),
+                "{bad}"
+            );
+        }
+        for bad in ["**/a", "a/**/b", "**/**"] {
+            assert_eq!(
+                TopicPattern::try_new(bad),
+                Err(TopicError::RestNotLast),
                 "{bad}"
             );
         }

@@ -429,8 +429,8 @@ fn check_not_damaged(dir: &Path, path: &Path) -> Result<(), LogError> {
 fn damaged(dir: &Path, path: &Path, e: &redb::DatabaseError) -> LogError {
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => LogError::Storage(format!(
-            "cannot open {}: another process has it open (is another herald serving this \
-             --data-dir?)",
+            "cannot open {}: another process has it open: another herald is probably running \
+             on this --data-dir (stop it first, or give each hub its own --data-dir)",
             path.display()
         )),
         // An error of the OS (permissions, a failing disk), not redb's verdict on the content
