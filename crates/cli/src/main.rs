@@ -11,6 +11,8 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 mod bench;
 mod config;
 mod duration;
+mod generate;
+mod health;
 mod publish;
 mod range;
 mod serve;
@@ -19,7 +21,7 @@ mod token;
 
 /// herald: a real-time event hub over Server-Sent Events.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about, long_about = None)]
+#[command(name = "herald", version = env!("HERALD_VERSION"), about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,6 +39,18 @@ enum Command {
     Token(token::Args),
     /// Load-test an SSE server.
     Bench(bench::Args),
+    /// Ask a hub's /healthz; exit 0 when healthy (for container and supervisor probes).
+    Health(health::Args),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(generate::CompletionsArgs),
+    /// Print the man page, herald(1), or a subcommand's.
+    Man(generate::ManArgs),
+}
+
+/// The full command definition: the derived one with `serve`'s `HERALD_*` environment variables,
+/// as parsed, completed and documented.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand(config::SUBCOMMAND, config::with_env_vars)
 }
 
 /// Exit code of bad usage, as clap's.
@@ -48,7 +62,7 @@ pub(crate) const USAGE_ERROR: u8 = 2;
 /// checked over all three (see [`serve::RULES`]).
 fn parse_cli() -> Result<Cli, ExitCode> {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let mut command = Cli::command().mut_subcommand(config::SUBCOMMAND, config::with_env_vars);
+    let mut command = command();
     let mut matches = command
         .clone()
         .try_get_matches_from(&args)
@@ -98,6 +112,9 @@ fn main() -> ExitCode {
         Command::Subscribe(args) => subscribe::run(args),
         Command::Token(args) => token::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Health(args) => health::run(args),
+        Command::Completions(args) => generate::completions(args, command()),
+        Command::Man(args) => generate::man(args, command()),
     };
     match result {
         Ok(code) => code,
