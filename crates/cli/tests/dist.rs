@@ -3,7 +3,6 @@
 //! roff, `herald health` is the container's probe, and dist/herald.service passes
 //! `systemd-analyze verify` where systemd-analyze is installed (scripts/test installs it).
 
-#[allow(dead_code, unreachable_pub)]
 mod hub_support;
 
 use std::path::{Path, PathBuf};
