@@ -11,6 +11,8 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 mod bench;
 mod config;
 mod duration;
+mod generate;
+mod health;
 mod publish;
 mod range;
 mod serve;
@@ -19,7 +21,8 @@ mod token;
 
 /// herald: a real-time event hub over Server-Sent Events.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about, long_about = None, after_help = EXAMPLES)]
+#[command(name = "herald", version = env!("HERALD_VERSION"), about, long_about = None,
+          after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,6 +40,12 @@ enum Command {
     Token(token::Args),
     /// Load-test an SSE server.
     Bench(bench::Args),
+    /// Ask a hub's /healthz; exit 0 when healthy (for container and supervisor probes).
+    Health(health::Args),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(generate::CompletionsArgs),
+    /// Print the man page, herald(1), or a subcommand's.
+    Man(generate::ManArgs),
 }
 
 /// The first hour with herald, at the end of `herald --help`: a hub, a subscriber, a publish, a
@@ -108,9 +117,11 @@ Examples:
     ),
 ];
 
-/// The command line's definition with the examples of every subcommand: what `--help` shows.
+/// The full command definition, as parsed, completed and documented (`--help`, `herald man`):
+/// the derived one with `serve`'s `HERALD_*` environment variables and every subcommand's
+/// examples.
 fn command() -> clap::Command {
-    let mut command = Cli::command();
+    let mut command = Cli::command().mut_subcommand(config::SUBCOMMAND, config::with_env_vars);
     for &(name, examples) in SUBCOMMAND_EXAMPLES {
         command = command.mut_subcommand(name, |sub| {
             let text = match sub.get_after_help() {
@@ -132,7 +143,7 @@ pub(crate) const USAGE_ERROR: u8 = 2;
 /// checked over all three (see [`serve::RULES`]).
 fn parse_cli() -> Result<Cli, ExitCode> {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let mut command = command().mut_subcommand(config::SUBCOMMAND, config::with_env_vars);
+    let mut command = command();
     let mut matches = command
         .clone()
         .try_get_matches_from(&args)
@@ -182,6 +193,9 @@ fn main() -> ExitCode {
         Command::Subscribe(args) => subscribe::run(args),
         Command::Token(args) => token::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Health(args) => health::run(args),
+        Command::Completions(args) => generate::completions(args, command()),
+        Command::Man(args) => generate::man(args, command()),
     };
     match result {
         Ok(code) => code,
