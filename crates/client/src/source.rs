@@ -669,12 +669,7 @@ fn tls_problem(error: &reqwest::Error, scheme: &str) -> Option<TlsProblem> {
     while let Some(current) = cause {
         #[cfg(feature = "rustls")]
         {
-            let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
-                current
-                    .downcast_ref::<std::io::Error>()
-                    .and_then(|io| io.get_ref())
-                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            });
+            let tls = find_rustls(current);
             match tls {
                 Some(
                     rustls::Error::InvalidCertificate(_)
@@ -695,6 +690,22 @@ fn tls_problem(error: &reqwest::Error, scheme: &str) -> Option<TlsProblem> {
             return Some(TlsProblem::PlainToTls);
         }
         cause = current.source();
+    }
+    None
+}
+
+/// The rustls error inside `error`: itself, inside an `io::Error` (whose `source()` skips its
+/// inner error), at any depth of wrapping.
+#[cfg(feature = "rustls")]
+fn find_rustls<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return find_rustls(inner);
     }
     None
 }
