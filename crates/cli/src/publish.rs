@@ -27,8 +27,15 @@ const MAX_ERROR_BODY: usize = 500;
 The data comes from --data, --data-file, or else stdin; from a file or stdin one final line \
 ending is removed (so `echo hi | herald publish ...` sends `hi`).")]
 pub(crate) struct Args {
-    /// The hub's base URL, e.g. `http://127.0.0.1:8080`.
-    #[arg(long, value_name = "BASE", value_parser = parse_base)]
+    /// The hub's base URL (where `herald serve` listens by default); `/publish` is added. A URL
+    /// that already ends in `/publish` is taken as the base URL it names, with a note.
+    #[arg(
+        long,
+        value_name = "BASE",
+        value_parser = parse_base,
+        default_value = DEFAULT_URL,
+        env = "HERALD_URL"
+    )]
     url: String,
 
     /// The topic to publish to.
@@ -64,6 +71,31 @@ pub(crate) struct Args {
     /// shell history).
     #[arg(long, value_name = "JWT", env = "HERALD_TOKEN", hide_env_values = true)]
     token: Option<String>,
+
+    /// Trust the certificates in this PEM file instead of the system's, as `curl --cacert`
+    /// (for a hub with a private CA or a self-signed certificate).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+
+    /// Accept any TLS certificate, as `curl --insecure` (development only: anyone in the middle
+    /// can read the event and the token).
+    #[arg(short = 'k', long)]
+    insecure: bool,
+}
+
+/// The hub `herald serve` starts by default (its `--addr`), so that publish and serve work
+/// together with no flags.
+const DEFAULT_URL: &str = "http://127.0.0.1:3000";
+
+/// The base URL of `raw`, and whether a `/publish` was taken off it: a user who pastes the
+/// endpoint itself (as curl needs it) means the hub it belongs to, and no other route of the hub
+/// ends in `/publish`, so taking it off cannot pick the wrong hub.
+fn base_url(raw: &str) -> (&str, bool) {
+    let trimmed = raw.trim_end_matches('/');
+    match trimmed.strip_suffix("/publish") {
+        Some(base) => (base, true),
+        None => (trimmed, false),
+    }
 }
 
 fn parse_base(raw: &str) -> Result<String, String> {
@@ -148,11 +180,28 @@ fn request_body(args: &Args, data: String) -> serde_json::Value {
 }
 
 async fn publish(args: &Args, body: serde_json::Value) -> anyhow::Result<String> {
-    let url = format!("{}/publish", args.url.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
+    let (base, stripped) = base_url(&args.url);
+    if stripped {
+        eprintln!(
+            "herald: note: --url is the hub's base URL; publishing to {}/publish",
+            herald_wire::redact_url(base)
+        );
+    }
+    let url = format!("{base}/publish");
+    let mut client = reqwest::Client::builder()
         .timeout(PUBLISH_TIMEOUT)
-        .build()
-        .context("building the HTTP client")?;
+        .tls_danger_accept_invalid_certs(args.insecure);
+    if let Some(path) = &args.cacert {
+        let pem =
+            std::fs::read(path).with_context(|| format!("reading --cacert {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("--cacert {}: not PEM certificates", path.display()))?;
+        if certs.is_empty() {
+            bail!("--cacert {}: no `BEGIN CERTIFICATE` block", path.display());
+        }
+        client = client.tls_certs_only(certs);
+    }
+    let client = client.build().context("building the HTTP client")?;
     let mut request = client
         .post(&url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -225,6 +274,21 @@ mod tests {
         assert_eq!(strip_line_end("a\n\n".into()), "a\n");
         assert_eq!(strip_line_end("a\r".into()), "a\r");
         assert_eq!(strip_line_end(String::new()), "");
+    }
+
+    #[test]
+    fn a_trailing_publish_is_taken_off_the_base_url() {
+        assert_eq!(base_url("http://h:1"), ("http://h:1", false));
+        assert_eq!(base_url("http://h:1/"), ("http://h:1", false));
+        assert_eq!(base_url("http://h:1/publish"), ("http://h:1", true));
+        assert_eq!(
+            base_url("http://h:1/hub/publish/"),
+            ("http://h:1/hub", true)
+        );
+        assert_eq!(
+            base_url("http://h:1/publisher"),
+            ("http://h:1/publisher", false)
+        );
     }
 
     #[test]

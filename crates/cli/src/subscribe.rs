@@ -6,6 +6,7 @@
 //! with the reason on stderr; 2 on bad usage.
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,7 +22,9 @@ Output: by default each event is printed as the stream form that carries it (`ev
 the type is `message`, `id:` when there is a last event id, one `data:` per line of data), \
 followed by a blank line. With --json, each event is one line: \
 {\"type\":\"...\",\"data\":\"...\",\"id\":\"...\"} where id is the last event id (\"\" when none).
-Connection errors are reported on stderr; the command reconnects unless the error is final.
+Lost connections and reconnections are reported on stderr (--quiet silences them); the command \
+reconnects unless the error is final: any 4xx (the hub's reason is printed), a refused TLS \
+certificate, an https:// URL to a plain-HTTP port or an http:// URL to a TLS port exit 1 at once.
 With --fallback-url, the first connection goes to URL and every reconnection to the next URL of \
 the list (URL, each --fallback-url in order, then URL again), with the same Last-Event-ID; \
 --max-retries counts failed attempts across the whole list. A final error (e.g. 401, 404) is not \
@@ -70,6 +73,20 @@ pub(crate) struct Args {
     /// Retry HTTP 5xx and 429 answers (honouring Retry-After) instead of exiting.
     #[arg(long)]
     retry_server_errors: bool,
+
+    /// Trust the certificates in this PEM file instead of the system's, as `curl --cacert`
+    /// (for a hub with a private CA or a self-signed certificate).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+
+    /// Accept any TLS certificate, as `curl --insecure` (development only: anyone in the middle
+    /// can read the stream).
+    #[arg(short = 'k', long)]
+    insecure: bool,
+
+    /// Do not report lost connections and reconnections on stderr (fatal errors still are).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// `Name: value` into a checked header pair (clap reports the error as bad usage).
@@ -147,10 +164,17 @@ async fn subscribe(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(idle) = args.idle_timeout {
         builder = builder.idle_timeout(idle);
     }
+    if let Some(path) = &args.cacert {
+        let pem =
+            std::fs::read(path).with_context(|| format!("reading --cacert {}", path.display()))?;
+        builder = builder.root_certificates_pem(pem);
+    }
+    builder = builder.danger_accept_invalid_certs(args.insecure);
     let mut source = builder.build()?;
 
     let stdout = io::stdout();
     let mut printed = 0u64;
+    let mut opened = false;
     while let Some(item) = source.next().await {
         match item {
             Ok(Event::Message(event)) => {
@@ -173,7 +197,14 @@ async fn subscribe(args: Args) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
             }
-            Ok(_) => {} // `Open`: nothing to print; a reconnection is not news on stdout
+            Ok(Event::Open) => {
+                // A reconnection is news for the user (stderr), not for the pipeline (stdout).
+                if opened && !args.quiet {
+                    eprintln!("herald: reconnected");
+                }
+                opened = true;
+            }
+            Ok(_) => {}
             Err(error) if error.is_fatal() => {
                 let mut urls = redact_url(&args.url);
                 if !args.fallback_urls.is_empty() {
@@ -181,13 +212,39 @@ async fn subscribe(args: Args) -> anyhow::Result<ExitCode> {
                         args.fallback_urls.iter().map(|u| redact_url(u)).collect();
                     urls = format!("{urls} (or {})", others.join(", "));
                 }
-                return Err(anyhow::Error::new(error).context(format!("subscribing to {urls}")));
+                let hint = hint(&error);
+                let error = anyhow::Error::new(error).context(format!("subscribing to {urls}"));
+                let Some(hint) = hint else {
+                    return Err(error);
+                };
+                // Printed here rather than by main, so that the hint comes after the error.
+                eprintln!("herald: {}", redact_text(&format!("{error:#}")));
+                eprintln!("hint: {hint}");
+                return Ok(ExitCode::FAILURE);
             }
+            Err(_) if args.quiet => {}
             Err(error) => eprintln!("herald: {} (reconnecting)", redact_text(&chain(&error))),
         }
     }
     // The server ended the stream for good (204).
     Ok(ExitCode::SUCCESS)
+}
+
+/// What to do about a fatal error, when the flags of this command can fix it.
+fn hint(error: &herald_client::Error) -> Option<&'static str> {
+    if error.is_certificate() {
+        return Some(
+            "the hub's certificate is not trusted: give its CA with --cacert FILE, or --insecure \
+             for a development hub",
+        );
+    }
+    match error.status() {
+        Some(401) => {
+            Some("the hub wants a token: --token JWT or HERALD_TOKEN (see `herald token`)")
+        }
+        Some(403) => Some("the token does not cover these topics (see its `sub` claim)"),
+        _ => None,
+    }
 }
 
 /// An error and its causes on one line, as `anyhow` would print them.

@@ -259,3 +259,53 @@ async fn data_that_is_not_utf8_is_refused() {
     assert!(text(&output.stderr).contains("not UTF-8"), "{output:?}");
     assert!(server.connections().is_empty());
 }
+
+#[tokio::test]
+async fn a_url_ending_in_publish_is_taken_as_the_base_url_with_a_note() {
+    let server = ScriptedServer::start([Response::json(200, r#"{"id":"1-0"}"#)]).await;
+    let output = publish(
+        &[
+            "--url",
+            &server.url("/publish"),
+            "--topic",
+            "t",
+            "--data",
+            "x",
+        ],
+        None,
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), "1-0\n");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("--url is the hub's base URL"), "{stderr}");
+    let requests = server.wait_for_requests(1).await;
+    assert_eq!(requests[0].target, "/publish");
+}
+
+#[tokio::test]
+async fn the_url_defaults_to_herald_url_then_the_local_hub() {
+    let server = ScriptedServer::start([Response::json(200, r#"{"id":"2-0"}"#)]).await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        .args(["publish", "--topic", "t", "--data", "x"])
+        .env_remove("HERALD_TOKEN")
+        .env("HERALD_URL", server.url(""))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(LIMIT, command.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), "2-0\n");
+    // Without either, the hub `herald serve` starts by default (not contacted here: port 3000
+    // may be anyone's on a shared machine).
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["publish", "--help"])
+        .output()
+        .unwrap();
+    let help = text(&help.stdout);
+    assert!(help.contains("[default: http://127.0.0.1:3000]"), "{help}");
+    assert!(help.contains("HERALD_URL"), "{help}");
+}

@@ -1,4 +1,7 @@
-//! `herald subscribe` as a real process against the scripted SSE server.
+//! `herald subscribe` as a real process against the scripted SSE server, and against the real
+//! `herald serve` (with TLS: the test certificate of tests/fixtures/tls) for what a hub answers.
+
+mod hub_support;
 
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -47,7 +50,8 @@ async fn json_lines_follow_the_spec_across_reconnections() {
             .chunk(&b"data: no id on a new stream\n\nid: 2\ndata:\\u00e9 \xC3\xA9\n\n"[..]),
     ])
     .await;
-    let output = subscribe(&["--json", &server.url("/events?topic=a")]).await;
+    // --quiet: stderr stays empty across the reconnections (they are reported without it).
+    let output = subscribe(&["--json", "--quiet", &server.url("/events?topic=a")]).await;
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
         text(&output.stdout),
@@ -498,4 +502,142 @@ async fn subscribe_errors_redact_url_credentials() {
         !stderr.contains("pa55word") && !stderr.contains("t0k3n"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn reconnections_are_reported_on_stderr_unless_quiet() {
+    for quiet in [false, true] {
+        let server = ScriptedServer::start([
+            Response::sse().chunk("retry: 10\ndata: a\n\n"),
+            Response::sse().chunk("data: b\n\n"),
+        ])
+        .await;
+        let url = server.url("/events?topic=a");
+        let mut args = vec!["--count", "2"];
+        if quiet {
+            args.push("-q");
+        }
+        args.push(&url);
+        let output = subscribe(&args).await;
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(text(&output.stdout), "data: a\n\ndata: b\n\n");
+        let expected = if quiet { "" } else { "herald: reconnected\n" };
+        assert_eq!(text(&output.stderr), expected);
+    }
+}
+
+#[tokio::test]
+async fn a_stream_without_a_topic_prints_the_hubs_reason_and_exits_at_once() {
+    let hub = hub_support::Hub::start(&["--store", "memory"]);
+    let url = format!("http://{}/events", hub.addr);
+    // --max-retries: on a build that retried, the test fails on the message instead of hanging.
+    let output = subscribe(&["--max-retries", "2", &url]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            r#"HTTP 400 Bad Request: missing "topic": name at least one topic, e.g. /events?topic=chat"#
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("reconnecting"), "{stderr}");
+}
+
+fn tls_fixture(name: &str) -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn tls_hub() -> hub_support::Hub {
+    let (cert, key) = (tls_fixture("cert.pem"), tls_fixture("key.pem"));
+    hub_support::Hub::start(&["--store", "memory", "--tls-cert", &cert, "--tls-key", &key])
+}
+
+/// Runs `herald subscribe --count 1 <args> URL` on a TLS hub and publishes to it with
+/// `herald publish <args>` until the subscriber has printed one event; returns its stdout.
+async fn tls_round_trip(hub: &hub_support::Hub, tls_args: &[&str]) -> String {
+    let port = hub.addr.port();
+    let child = herald()
+        .arg("subscribe")
+        .args(["--count", "1", "--json"])
+        .args(tls_args)
+        .arg(format!("https://localhost:{port}/events?topic=tls"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = tokio::spawn(child.wait_with_output());
+    // The subscriber connects at its own pace: publish until it has one event (bounded).
+    for _ in 0..200 {
+        let published = herald()
+            .arg("publish")
+            .args(tls_args)
+            .args(["--url", &format!("https://localhost:{port}")])
+            .args(["--topic", "tls", "--data", "over tls"])
+            .output()
+            .await
+            .unwrap();
+        assert!(published.status.success(), "{published:?}");
+        if waiting.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let output = tokio::time::timeout(LIMIT, waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    text(&output.stdout)
+}
+
+#[tokio::test]
+async fn subscribe_and_publish_reach_a_tls_hub_with_cacert_or_insecure() {
+    let hub = tls_hub();
+    let cacert = tls_fixture("cert.pem");
+    for tls_args in [&["--cacert", cacert.as_str()][..], &["--insecure"][..]] {
+        let stdout = tls_round_trip(&hub, tls_args).await;
+        assert!(
+            stdout.contains(r#""data":"over tls""#),
+            "{tls_args:?}: {stdout}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_fatal_with_a_hint() {
+    let hub = tls_hub();
+    let url = format!("https://localhost:{}/events?topic=a", hub.addr.port());
+    let output = subscribe(&["--max-retries", "2", &url]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("certificate is not trusted"), "{stderr}");
+    assert!(stderr.contains("--cacert FILE"), "{stderr}");
+    assert!(!stderr.contains("reconnecting"), "{stderr}");
+}
+
+#[tokio::test]
+async fn plain_http_to_a_tls_port_is_fatal_and_says_https() {
+    let hub = tls_hub();
+    let url = format!("http://127.0.0.1:{}/events?topic=a", hub.addr.port());
+    let output = subscribe(&["--max-retries", "2", &url]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("use an https:// URL"), "{stderr}");
+    assert!(!stderr.contains("reconnecting"), "{stderr}");
+}
+
+#[tokio::test]
+async fn https_to_a_plain_port_is_fatal_and_says_so() {
+    let hub = hub_support::Hub::start(&["--store", "memory"]);
+    let url = format!("https://{}/events?topic=a", hub.addr);
+    let output = subscribe(&["--max-retries", "2", &url]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("does not speak TLS"), "{stderr}");
+    assert!(!stderr.contains("reconnecting"), "{stderr}");
 }

@@ -22,6 +22,9 @@ pub(crate) enum Kind {
     Builder(String),
     /// The request could not be sent or its response head not received (refused, reset, DNS...).
     Connect(reqwest::Error),
+    /// TLS could not be agreed on: a certificate not trusted, or one side not speaking TLS.
+    /// Retrying cannot help, so the source stops (see [`TlsProblem`]).
+    Tls(TlsProblem, reqwest::Error),
     /// The response body failed while streaming.
     Body(reqwest::Error),
     /// No byte arrived for this long.
@@ -30,11 +33,25 @@ pub(crate) enum Kind {
     Status {
         status: reqwest::StatusCode,
         retry_after: Option<Duration>,
+        /// The reason the server gave in its body (a herald hub's JSON `error`), made printable.
+        message: Option<String>,
     },
     /// The server answered 200 with a content type other than `text/event-stream`.
     ContentType(Option<String>),
     /// An event grew past the size limit and was dropped.
     EventTooLarge(herald_wire::ParseError),
+}
+
+/// Which TLS failure a [`Kind::Tls`] error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TlsProblem {
+    /// The server's certificate was refused (unknown issuer, expired, wrong name, ...).
+    Certificate,
+    /// An `https://` URL, but the server answered in plain text: it does not speak TLS there.
+    NotTls,
+    /// An `http://` URL, but what came back was not HTTP: most likely a TLS port (a TLS server
+    /// answers plain text with a TLS alert).
+    PlainToTls,
 }
 
 impl Error {
@@ -71,6 +88,33 @@ impl Error {
     pub fn is_connect(&self) -> bool {
         matches!(self.kind, Kind::Connect(_))
     }
+
+    /// Whether TLS could not be agreed on: the server's certificate was not trusted, an `https://`
+    /// URL reached a server without TLS, or an `http://` URL reached a TLS port. Always fatal:
+    /// the next attempt would fail the same way.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.kind, Kind::Tls(..))
+    }
+
+    /// Whether the server's TLS certificate was refused (not trusted, expired, another name).
+    pub fn is_certificate(&self) -> bool {
+        matches!(self.kind, Kind::Tls(TlsProblem::Certificate, _))
+    }
+
+    /// The reason the server gave in the body of an [`Error::is_status`] answer: the `error`
+    /// field of a JSON body (what a herald hub sends), else the first line of a text body; at
+    /// most [`Error::MAX_MESSAGE_CHARS`] characters, control characters replaced, so it is safe
+    /// to print on a terminal.
+    pub fn message(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Status { message, .. } => message.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The longest reason kept from an error body: 300 characters, a sentence or two; longer
+    /// bodies are HTML pages or worse, not reasons.
+    pub const MAX_MESSAGE_CHARS: usize = 300;
 
     /// Whether an open stream broke while its body was being read.
     pub fn is_body(&self) -> bool {
@@ -137,6 +181,15 @@ impl fmt::Display for Error {
         match &self.kind {
             Kind::Builder(message) => write!(f, "invalid event source configuration: {message}"),
             Kind::Connect(_) => f.write_str("connection failed"),
+            Kind::Tls(TlsProblem::Certificate, _) => {
+                f.write_str("the server's TLS certificate is not trusted")
+            }
+            Kind::Tls(TlsProblem::NotTls, _) => f.write_str(
+                "the server does not speak TLS on this port (an https:// URL for an http:// server?)",
+            ),
+            Kind::Tls(TlsProblem::PlainToTls, _) => f.write_str(
+                "the server did not answer in HTTP (a TLS port? then use an https:// URL)",
+            ),
             Kind::Body(_) => f.write_str("the stream broke"),
             Kind::IdleTimeout(after) => {
                 write!(
@@ -144,6 +197,11 @@ impl fmt::Display for Error {
                     "no data for {after:?} (idle timeout): connection considered lost"
                 )
             }
+            Kind::Status {
+                status,
+                message: Some(message),
+                ..
+            } => write!(f, "server answered HTTP {status}: {message}"),
             Kind::Status { status, .. } => write!(f, "server answered HTTP {status}"),
             Kind::ContentType(Some(content_type)) => write!(
                 f,
@@ -160,7 +218,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
-            Kind::Connect(error) | Kind::Body(error) => Some(error),
+            Kind::Connect(error) | Kind::Body(error) | Kind::Tls(_, error) => Some(error),
             // The others say all in their own message; a source would print it twice.
             _ => None,
         }

@@ -39,7 +39,8 @@
 //! | answers 200 with `text/event-stream` (parameters allowed) | yields [`Event::Open`], then the events |
 //! | ends the body, or the connection breaks | waits the reconnection time, reconnects with `Last-Event-ID` |
 //! | answers 204 | the stream ends, no error, no reconnection |
-//! | answers another status, or another content type | a fatal [`Error`], then the stream ends (5xx/429 are retried if [`RetryPolicy::retry_server_errors`]) |
+//! | answers another status, or another content type | a fatal [`Error`] (with the reason of a JSON or text body: [`Error::message`]), then the stream ends (5xx/429 are retried if [`RetryPolicy::retry_server_errors`]) |
+//! | its certificate is not trusted, or it does not speak TLS where the URL says it does (or the other way round) | a fatal [`Error::is_tls`] error: retrying cannot help ([`EventSourceBuilder::root_certificates_pem`] and [`EventSourceBuilder::danger_accept_invalid_certs`] are `curl --cacert` and `--insecure`) |
 //! | redirects | followed (up to 10) |
 //! | cannot be reached | a non-fatal [`Error`], then exponential backoff with jitter |
 //!

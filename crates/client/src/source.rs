@@ -13,7 +13,7 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use tokio::sync::watch;
 
-use crate::error::{Error, Kind};
+use crate::error::{Error, Kind, TlsProblem};
 use crate::retry::RetryPolicy;
 
 /// What an [`EventSource`] yields besides errors.
@@ -119,6 +119,8 @@ impl EventSource {
             retry: RetryPolicy::default(),
             idle_timeout: None,
             max_event_size: Parser::DEFAULT_MAX_EVENT_SIZE,
+            root_certificates: None,
+            accept_invalid_certs: false,
         }
     }
 
@@ -176,9 +178,32 @@ pub struct EventSourceBuilder {
     retry: RetryPolicy,
     idle_timeout: Option<Duration>,
     max_event_size: usize,
+    /// PEM certificates to trust instead of the platform's (`curl --cacert`); parsed by `build`.
+    root_certificates: Option<Vec<u8>>,
+    /// Skip certificate verification (`curl --insecure`).
+    accept_invalid_certs: bool,
 }
 
 impl EventSourceBuilder {
+    /// Trusts the certificates of this PEM file's content (one or more `BEGIN CERTIFICATE`
+    /// blocks) **instead of** the platform's, as `curl --cacert` does: for a hub with a private
+    /// CA or a self-signed certificate. Checked by [`EventSourceBuilder::build`]. Needs the
+    /// `rustls` feature.
+    #[cfg(feature = "rustls")]
+    pub fn root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates = Some(pem.into());
+        self
+    }
+
+    /// Accepts any server certificate, as `curl --insecure` does. The connection is still
+    /// encrypted but anyone in the middle can read it: for development only. Needs the `rustls`
+    /// feature.
+    #[cfg(feature = "rustls")]
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.accept_invalid_certs = accept;
+        self
+    }
+
     /// Adds a URL to reconnect to when the one in use fails (repeatable; checked by
     /// [`EventSourceBuilder::build`] like the main URL), for several hubs that serve the same
     /// stream, e.g. herald hubs sharing one Redis store, where event ids are global and a
@@ -261,10 +286,26 @@ impl EventSourceBuilder {
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 
-        let client = reqwest::Client::builder()
+        #[allow(unused_mut)] // without `rustls` there is nothing more to configure
+        let mut client = reqwest::Client::builder()
             // An event stream is long-lived and reconnects are seconds apart: a pool buys
             // nothing, and a fresh connection per attempt is what the spec's model assumes.
-            .pool_max_idle_per_host(0)
+            .pool_max_idle_per_host(0);
+        #[cfg(feature = "rustls")]
+        {
+            if let Some(pem) = &self.root_certificates {
+                let certs = reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| Error::builder(format!("root certificates: {e}")))?;
+                if certs.is_empty() {
+                    return Err(Error::builder(
+                        "root certificates: no `BEGIN CERTIFICATE` block in the PEM",
+                    ));
+                }
+                client = client.tls_certs_only(certs);
+            }
+            client = client.tls_danger_accept_invalid_certs(self.accept_invalid_certs);
+        }
+        let client = client
             .build()
             .map_err(|e| Error::builder(format!("HTTP client: {e}")))?;
 
@@ -491,7 +532,14 @@ impl Driver {
         };
         let response = match sent {
             Ok(response) => response,
-            Err(error) => return Attempt::Retry(Error::new(Kind::Connect(redacted(error))), None),
+            Err(error) => {
+                // A TLS failure repeats on every attempt: stop and say why, instead of
+                // reconnecting forever.
+                if let Some(problem) = tls_problem(&error, self.urls[self.current].scheme()) {
+                    return Attempt::Fatal(Error::new(Kind::Tls(problem, redacted(error))));
+                }
+                return Attempt::Retry(Error::new(Kind::Connect(redacted(error))), None);
+            }
         };
         let status = response.status();
         if status == StatusCode::NO_CONTENT {
@@ -502,9 +550,11 @@ impl Driver {
                 .headers()
                 .get(header::RETRY_AFTER)
                 .and_then(parse_retry_after);
+            let message = reason(response, self.idle_timeout).await;
             let error = Error::new(Kind::Status {
                 status,
                 retry_after,
+                message,
             });
             let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
             return if retryable && self.policy.retry_server_errors {
@@ -551,6 +601,113 @@ fn redacted(error: reqwest::Error) -> reqwest::Error {
         Some(Err(_)) => error.without_url(),
         None => error,
     }
+}
+
+/// The most of an error body read for its reason: 4 KiB, far above a hub's JSON error.
+const MAX_REASON_BYTES: usize = 4 * 1024;
+
+/// The longest wait for an error body (unless the idle timeout is shorter): 2 s, since a hub
+/// sends its error at once with the status, and a body that trickles must not hold up the exit.
+const MAX_REASON_WAIT: Duration = Duration::from_secs(2);
+
+/// The reason an error answer gives in its body (see [`Error::message`]), read within
+/// [`MAX_REASON_WAIT`] and [`MAX_REASON_BYTES`].
+async fn reason(response: reqwest::Response, idle: Option<Duration>) -> Option<String> {
+    let is_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let essence = v.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("text/plain")
+        });
+    let wait = idle.map_or(MAX_REASON_WAIT, |idle| idle.min(MAX_REASON_WAIT));
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    let _ = tokio::time::timeout(wait, async {
+        while let Some(Ok(chunk)) = chunks.next().await {
+            let room = MAX_REASON_BYTES - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() == MAX_REASON_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+    reason_of(&body, is_text)
+}
+
+/// The `error` field of a JSON body, else (for `text/plain`) the first line, made printable.
+fn reason_of(body: &[u8], is_text: bool) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let raw = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(map)) => match map.get("error") {
+            Some(serde_json::Value::String(error)) => error.clone(),
+            _ => return None,
+        },
+        _ if is_text => text.lines().find(|l| !l.trim().is_empty())?.to_owned(),
+        _ => return None,
+    };
+    // Printed on a terminal: a control character could move the cursor or change colours.
+    let mut shown: String = raw
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .take(Error::MAX_MESSAGE_CHARS)
+        .collect();
+    if raw.trim().chars().count() > Error::MAX_MESSAGE_CHARS {
+        shown.push_str("...");
+    }
+    (!shown.is_empty()).then_some(shown)
+}
+
+/// Which TLS failure `error` is, if it is one: found by walking its causes, where rustls's
+/// error sits (inside an `io::Error`, whose `source()` skips it), or hyper's parse error when
+/// an `http://` URL got TLS bytes back.
+fn tls_problem(error: &reqwest::Error, scheme: &str) -> Option<TlsProblem> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        #[cfg(feature = "rustls")]
+        {
+            let tls = find_rustls(current);
+            match tls {
+                Some(
+                    rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::UnsupportedNameType,
+                ) => return Some(TlsProblem::Certificate),
+                Some(rustls::Error::InvalidMessage(_)) if scheme == "https" => {
+                    return Some(TlsProblem::NotTls);
+                }
+                _ => {}
+            }
+        }
+        if scheme == "http"
+            && current
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_parse)
+        {
+            return Some(TlsProblem::PlainToTls);
+        }
+        cause = current.source();
+    }
+    None
+}
+
+/// The rustls error inside `error`: itself, inside an `io::Error` (whose `source()` skips its
+/// inner error), at any depth of wrapping.
+#[cfg(feature = "rustls")]
+fn find_rustls<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return find_rustls(inner);
+    }
+    None
 }
 
 /// Whether a `Content-Type` is `text/event-stream`, parameters (such as `charset`) allowed.
