@@ -319,3 +319,62 @@ fn the_dashboard_charts_move_under_load() {
         "the burst is in the history"
     );
 }
+
+/// What a new visitor saw: "No messages yet" on a chat with history. The page asks for the
+/// recent chat (`last=50`) and shows it, then the live messages.
+#[test]
+fn a_new_visitor_of_the_demo_page_sees_the_recent_chat() {
+    let hub = Hub::start(&["--store", "memory"]);
+    let client = Client(hub.addr);
+    let earlier: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            let text = format!("earlier {i}");
+            (say(&client, &text), text)
+        })
+        .collect();
+    let b = Browser::launch();
+    b.goto(&format!("http://{}/", hub.addr));
+    wait_status(&b, "open", "Connected");
+    assert_eq!(wait_shown(&b, 3), earlier);
+    let live = say(&client, "live");
+    let got = wait_shown(&b, 4);
+    assert_eq!(got[3], (live, "live".to_string()));
+    assert_eq!(duplicates(&b), 0);
+}
+
+/// On a secured hub the page said only that the stream was refused. It now says how to get a
+/// token; given one in the fragment, it connects, removes the token from the address bar and
+/// keeps it on the Dashboard link.
+#[test]
+fn on_a_secured_hub_the_demo_page_says_how_to_get_a_token_and_hides_it_once_read() {
+    let secret = "test-secret-0123456789abcdef-0123456789";
+    let hub = Hub::start(&["--store", "memory", "--jwt-secret", secret]);
+    let b = Browser::launch();
+    let url = format!("http://{}/", hub.addr);
+    b.goto(&url);
+    b.wait_for(
+        "the refusal",
+        "return document.getElementById('status').dataset.state === 'closed';",
+    );
+    let detail = b.text("#status-detail");
+    assert!(
+        detail.contains("herald token") && detail.contains("#access_token="),
+        "{detail}"
+    );
+    let claims = json!({
+        "herald": {"subscribe": ["**"], "publish": ["chat/**"]},
+        "exp": jsonwebtoken::get_current_timestamp() + 600,
+    });
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap();
+    let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    // A new window: in the same one, a fragment change is no new page load.
+    b.new_window();
+    b.goto(&format!("{url}#access_token={token}"));
+    wait_status(&b, "open", "Connected");
+    assert_eq!(b.js("return location.href;", &[]), json!(url));
+    let link = b.js(
+        "return document.getElementById('dashboard-link').href;",
+        &[],
+    );
+    assert_eq!(link, json!(format!("{url}dashboard#access_token={token}")));
+}

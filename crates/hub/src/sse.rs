@@ -17,6 +17,12 @@
 //! taken as is, the live path would skip every event until the log's ids pass it. The stream
 //! instead starts with `herald.reset` (reason `future`) and continues from the log's newest id.
 //!
+//! History: `?last=N` (at most [`MAX_LAST`]) on a request without a `Last-Event-ID` starts the
+//! stream with the newest N retained events of its topics (those its token may see), oldest
+//! first, read backwards ([`Log::read_before`]) up to the log's newest id; the stream then
+//! catches up from that id and goes live, as a resume from it would: no gap, no duplicate. A
+//! `Last-Event-ID` wins: a reconnecting client resumes, it is not given the history again.
+//!
 //! Time: a token is refused from the instant the wall clock reaches its `exp` second
 //! ([`crate::auth`]); a stream's timers are computed from the wall clock to the millisecond
 //! (not rounded to whole seconds) and checked against it again when they fire, so the
@@ -51,6 +57,15 @@ use crate::topic::TopicPattern;
 
 /// Events read from the log per catch-up step: bounds the memory of one catch-up.
 pub const CATCH_UP_BATCH: usize = 256;
+
+/// The largest `last=N` on `GET /events`: a chat's or a dashboard's recent history, while one
+/// request cannot ask the hub to encode and hold a large share of the log at once.
+pub(crate) const MAX_LAST: usize = 1000;
+
+/// How many of the newest events a `last=N` request looks through for its topics, at most: a
+/// rare topic in a busy log must not make one request read the whole log before it is answered.
+/// At ten events per second this is almost three hours of every topic.
+pub(crate) const MAX_LAST_SCAN: usize = 100_000;
 
 /// The type of the event sent when a stream cannot give everything after its resume position:
 /// before the oldest retained events when retention already removed some
@@ -394,6 +409,8 @@ impl HttpBody for SubscriberStream {
 struct Request {
     patterns: Vec<TopicPattern>,
     last_event_id: Option<EventId>,
+    /// The `last` query parameter: how many retained events to start with (0: none).
+    last: usize,
     /// The `access_token` query parameter.
     token: Option<String>,
 }
@@ -418,6 +435,7 @@ fn parse_request(
     let mut patterns = Vec::new();
     let mut query_id = None;
     let mut token = None;
+    let mut last = 0;
     for (name, value) in pairs {
         match name.as_str() {
             "topic" => {
@@ -434,6 +452,7 @@ fn parse_request(
                 }
             }
             "lastEventId" => query_id = Some(value),
+            "last" => last = parse_last(&value)?,
             TOKEN_QUERY_PARAM => token = Some(value),
             _ => {}
         }
@@ -464,8 +483,68 @@ fn parse_request(
     Ok(Request {
         patterns,
         last_event_id,
+        last,
         token,
     })
+}
+
+/// The `last` query parameter: a count from 0 to [`MAX_LAST`], in decimal digits.
+fn parse_last(value: &str) -> Result<usize, ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "invalid \"last\" {value:?}: give how many recent events to start with, \
+             a whole number from 0 to {MAX_LAST}"
+        ))
+    };
+    if value.is_empty() || value.len() > 5 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let last: usize = value.parse().map_err(|_| bad())?;
+    if last > MAX_LAST {
+        return Err(bad());
+    }
+    Ok(last)
+}
+
+/// The newest `last` retained events that a subscriber to `patterns` with these private
+/// `grants` receives, oldest first, and the log's newest id when the read began (where the
+/// stream continues). Events appended after that id are left to the catch-up from it.
+async fn recent_events(
+    log: &dyn crate::log::Log,
+    patterns: &[TopicPattern],
+    grants: &[TopicPattern],
+    last: usize,
+) -> Result<(Option<EventId>, Vec<Arc<StoredEvent>>), LogError> {
+    let newest = log.last_id().await?;
+    let mut found = Vec::new();
+    let Some(newest) = newest else {
+        return Ok((None, found));
+    };
+    let mut before = None;
+    let mut scanned = 0;
+    while found.len() < last && scanned < MAX_LAST_SCAN {
+        let batch = log
+            .read_before(before, CATCH_UP_BATCH.min(MAX_LAST_SCAN - scanned))
+            .await?;
+        let Some(oldest) = batch.last() else {
+            break;
+        };
+        before = Some(oldest.id);
+        scanned += batch.len();
+        for event in batch {
+            if event.id <= newest
+                && patterns.iter().any(|p| p.matches(&event.topic))
+                && (!event.private || grants.iter().any(|g| g.matches(&event.topic)))
+            {
+                found.push(event);
+                if found.len() == last {
+                    break;
+                }
+            }
+        }
+    }
+    found.reverse();
+    Ok((Some(newest), found))
 }
 
 /// The `GET /events` handler.
@@ -492,6 +571,28 @@ pub(crate) async fn events(
     let mut ready = VecDeque::from([(retry, false)]);
     let mut cursor = request.last_event_id;
     let mut done = false;
+    let mut catching_up = cursor.is_some();
+    if request.last_event_id.is_none() && request.last > 0 {
+        // Read before subscribing, like the resume check below: the catch-up from the newest id
+        // read here sends whatever is appended meanwhile, and the live path skips it.
+        match recent_events(&*shared.log, &request.patterns, &grants, request.last).await {
+            Ok((newest, events)) => {
+                ready.extend(
+                    events
+                        .iter()
+                        .map(|event| (crate::broker::encode(event), true)),
+                );
+                cursor = newest;
+                catching_up = true;
+            }
+            Err(err) => {
+                // As for a failed catch-up read: end at once, the client reconnects.
+                tracing::warn!(%err, "cannot read the recent events; ending the stream");
+                Metrics::inc(&shared.metrics.store_errors);
+                done = true;
+            }
+        }
+    }
     if let Some(requested) = request.last_event_id {
         // Is the position one the log has? Every store sets its newest id before it acknowledges
         // or tails an event, so an id a client could know is never beyond it: only an id this
@@ -527,7 +628,7 @@ pub(crate) async fn events(
         shared,
         sub,
         cursor,
-        catching_up: cursor.is_some() && !done,
+        catching_up: catching_up && !done,
         ready,
         done,
         expiry: exp.map(Expiry::new),
@@ -569,6 +670,9 @@ mod tests {
         assert_eq!(r.last_event_id, Some(EventId::new(7, 0)));
         let r = req("topic=a", Some("")).unwrap();
         assert_eq!(r.last_event_id, None);
+        assert_eq!(r.last, 0);
+        assert_eq!(req("topic=a&last=1000", None).unwrap().last, MAX_LAST);
+        assert_eq!(req("topic=a&last=007", None).unwrap().last, 7);
     }
 
     #[test]
@@ -583,6 +687,12 @@ mod tests {
             ("topic=a&lastEventId=abc", None),
             ("topic=a", Some("1-2-3")),
             ("topic=%zz", None),
+            ("topic=a&last=1001", None),
+            ("topic=a&last=-1", None),
+            ("topic=a&last=ten", None),
+            ("topic=a&last=", None),
+            ("topic=a&last=1e3", None),
+            ("topic=a&last=99999999999999999999", None),
         ] {
             assert_eq!(
                 req(q, h).err().map(|e| e.status()),

@@ -285,6 +285,18 @@ impl EmbeddedLog {
             .map_err(|e| LogError::Storage(format!("read failed: {e}")))?
     }
 
+    async fn do_read_before(
+        &self,
+        before: Option<EventId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<StoredEvent>>, LogError> {
+        let db = lock(&self.db).clone().ok_or_else(|| self.not_open())?;
+        let cutoff = age_cutoff(&self.retention, (self.clock)());
+        tokio::task::spawn_blocking(move || read_back(&db, before, limit, cutoff))
+            .await
+            .map_err(|e| LogError::Storage(format!("read failed: {e}")))?
+    }
+
     /// Why there is no database to read: closed, or the writer is reopening it after an I/O error.
     fn not_open(&self) -> LogError {
         if lock(&self.requests).is_none() {
@@ -548,6 +560,41 @@ fn read(
         events: batch,
         truncated,
     })
+}
+
+/// One read transaction: up to `limit` events before `before` (all when `None`) that are not
+/// older than `cutoff`, newest first.
+fn read_back(
+    db: &Database,
+    before: Option<EventId>,
+    limit: usize,
+    cutoff: Option<EventId>,
+) -> Result<Vec<Arc<StoredEvent>>, LogError> {
+    let txn = db.begin_read().map_err(storage)?;
+    let events = txn.open_table(EVENTS).map_err(storage)?;
+    // Events past the age bound that the writer has not removed yet count as removed.
+    let lower = cutoff.map_or(Bound::Unbounded, |cutoff| Bound::Included(key(cutoff)));
+    let upper = before.map_or(Bound::Unbounded, |before| Bound::Excluded(key(before)));
+    if let (Some(cutoff), Some(before)) = (cutoff, before)
+        && before <= cutoff
+    {
+        // An empty range; redb refuses a range whose start is after its end.
+        return Ok(Vec::new());
+    }
+    let mut batch = Vec::new();
+    for entry in events
+        .range((lower, upper))
+        .map_err(storage)?
+        .rev()
+        .take(limit)
+    {
+        let (k, v) = entry.map_err(storage)?;
+        let event_id = id(k.value());
+        let decoded = codec::decode(event_id, v.value())
+            .map_err(|e| LogError::Storage(format!("event {event_id}: {e}")))?;
+        batch.push(Arc::new(decoded.event));
+    }
+    Ok(batch)
 }
 
 /// The writer thread: the only one that writes to the database.
@@ -943,6 +990,14 @@ impl Log for EmbeddedLog {
         limit: usize,
     ) -> BoxFuture<'_, Result<ReadBatch, LogError>> {
         Box::pin(self.do_read_after(after, limit))
+    }
+
+    fn read_before(
+        &self,
+        before: Option<EventId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<StoredEvent>>, LogError>> {
+        Box::pin(self.do_read_before(before, limit))
     }
 
     fn tail(&self) -> broadcast::Receiver<Arc<StoredEvent>> {

@@ -162,6 +162,24 @@ impl MemoryLog {
             truncated: is_truncated(state.trimmed, after),
         }
     }
+
+    fn do_read_before(&self, before: Option<EventId>, limit: usize) -> Vec<Arc<StoredEvent>> {
+        let now = (self.clock)();
+        let mut state = self.lock();
+        state.trim(&self.retention, now);
+        let end = before.map_or(state.events.len(), |before| {
+            state
+                .events
+                .partition_point(|entry| entry.event.id < before)
+        });
+        state
+            .events
+            .range(..end)
+            .rev()
+            .take(limit)
+            .map(|entry| Arc::clone(&entry.event))
+            .collect()
+    }
 }
 
 fn closed() -> LogError {
@@ -205,6 +223,15 @@ impl Log for MemoryLog {
     ) -> BoxFuture<'_, Result<ReadBatch, LogError>> {
         let batch = self.do_read_after(after, limit);
         Box::pin(async move { Ok(batch) })
+    }
+
+    fn read_before(
+        &self,
+        before: Option<EventId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<StoredEvent>>, LogError>> {
+        let events = self.do_read_before(before, limit);
+        Box::pin(async move { Ok(events) })
     }
 
     fn tail(&self) -> broadcast::Receiver<Arc<StoredEvent>> {

@@ -20,6 +20,7 @@
 //!   the id's millis); reads never return an event past either bound;
 //! - [`ReadBatch::truncated`] is true exactly when retention removed an event after the reader's
 //!   id (`None` counts as before every id);
+//! - [`Log::read_before`] reads the same retained events backwards, newest first;
 //! - [`Log::last_id`] is the newest id ever assigned, even if retention removed that event;
 //! - after [`Log::close`], appends fail with [`LogError::Unavailable`] and tail receivers end
 //!   (`RecvError::Closed`) once they have received every event appended before.
@@ -216,6 +217,16 @@ pub trait Log: Send + Sync + 'static {
         after: Option<EventId>,
         limit: usize,
     ) -> BoxFuture<'_, Result<ReadBatch, LogError>>;
+
+    /// Up to `limit` retained events with an id smaller than `before` (from the newest when
+    /// `before` is `None`), newest first, all topics: the caller filters. The backward read
+    /// behind `GET /events?last=N` (the recent history a new subscriber starts with); paging
+    /// on with the oldest id of a batch reads every retained event once.
+    fn read_before(
+        &self,
+        before: Option<EventId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<StoredEvent>>, LogError>>;
 
     /// New durable events in id order, as they are appended (by this hub or, for a shared store,
     /// by any hub). A receiver that lags recovers with [`Log::read_after`].

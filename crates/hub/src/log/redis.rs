@@ -202,13 +202,18 @@ return {id, 0}
 ";
 
 /// The read. KEYS: stream, meta. ARGV after the trim's: [4] the start (`-`, `(<id>` or `+`),
-/// [5] the count (0: none). Trims first, so that nothing past retention is returned. Answers
+/// [5] the count (0: none), [6] `rev` to read backwards from the start (then `+` or `(<id>`)
+/// to the oldest. Trims first, so that nothing past retention is returned. Answers
 /// `{trimmed or '', entries}`.
 const READ_LUA: &str = r"
 trim()
 local entries = {}
 if ARGV[5] ~= '0' then
-  entries = redis.call('XRANGE', stream, ARGV[4], '+', 'COUNT', ARGV[5])
+  if ARGV[6] == 'rev' then
+    entries = redis.call('XREVRANGE', stream, ARGV[4], '-', 'COUNT', ARGV[5])
+  else
+    entries = redis.call('XRANGE', stream, ARGV[4], '+', 'COUNT', ARGV[5])
+  end
 end
 return {redis.call('HGET', meta, 'trimmed') or '', entries}
 ";
@@ -591,13 +596,42 @@ impl RedisLog {
         after: Option<EventId>,
         limit: usize,
     ) -> Result<ReadBatch, LogError> {
-        let (now, max_events, max_age) = self.retention_args();
         let start = match after {
             None => "-".to_owned(),
             // Nothing orders after the largest id: `+` as a start matches no entry.
             Some(id) if id == EventId::new(u64::MAX, u64::MAX) => "+".to_owned(),
             Some(id) => format!("({id}"),
         };
+        let (trimmed, entries) = self.read_range(start, limit, "fwd").await?;
+        Ok(ReadBatch {
+            events: entries,
+            truncated: is_truncated(trimmed, after),
+        })
+    }
+
+    async fn do_read_before(
+        &self,
+        before: Option<EventId>,
+        limit: usize,
+    ) -> Result<Vec<Arc<StoredEvent>>, LogError> {
+        let start = match before {
+            None => "+".to_owned(),
+            // Nothing orders before the smallest id: ask for none.
+            Some(id) if id == EventId::new(0, 0) => return Ok(Vec::new()),
+            Some(id) => format!("({id}"),
+        };
+        Ok(self.read_range(start, limit, "rev").await?.1)
+    }
+
+    /// One run of the read script from `start` (see `READ_LUA`): the highest trimmed id and the
+    /// entries, in the direction asked.
+    async fn read_range(
+        &self,
+        start: String,
+        limit: usize,
+        direction: &str,
+    ) -> Result<(Option<EventId>, Vec<Arc<StoredEvent>>), LogError> {
+        let (now, max_events, max_age) = self.retention_args();
         let count = u64::try_from(limit)
             .unwrap_or(u64::MAX)
             .min(i64::MAX as u64);
@@ -608,7 +642,8 @@ impl RedisLog {
             .arg(max_events)
             .arg(max_age)
             .arg(start)
-            .arg(count);
+            .arg(count)
+            .arg(direction);
         let mut conn = self.commands.clone();
         let limit = self.timeouts.command;
         // A read is safe to repeat: once more when the first try met a connection that broke
@@ -626,10 +661,8 @@ impl RedisLog {
         } else {
             Some(trimmed.parse().map_err(|_| malformed("trimmed id"))?)
         };
-        Ok(ReadBatch {
-            events: decode_entries(entries)?.into_iter().map(Arc::new).collect(),
-            truncated: is_truncated(trimmed, after),
-        })
+        let entries = decode_entries(entries)?.into_iter().map(Arc::new).collect();
+        Ok((trimmed, entries))
     }
 
     async fn do_last_id(&self) -> Result<Option<EventId>, LogError> {
@@ -888,6 +921,14 @@ impl Log for RedisLog {
         limit: usize,
     ) -> BoxFuture<'_, Result<ReadBatch, LogError>> {
         Box::pin(self.do_read_after(after, limit))
+    }
+
+    fn read_before(
+        &self,
+        before: Option<EventId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<StoredEvent>>, LogError>> {
+        Box::pin(self.do_read_before(before, limit))
     }
 
     fn tail(&self) -> broadcast::Receiver<Arc<StoredEvent>> {

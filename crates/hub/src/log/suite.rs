@@ -39,6 +39,8 @@ macro_rules! suite_tests {
             stores_any_text_faithfully,
             read_after_honours_bounds_and_limits,
             paging_reads_everything_once,
+            read_before_reads_backwards_newest_first,
+            read_before_hides_what_retention_removed,
             idempotency_key_answers_the_first_id,
             idempotency_keys_are_per_topic,
             concurrent_retries_store_one_event,
@@ -253,6 +255,63 @@ pub(crate) async fn paging_reads_everything_once(opener: impl Opener) {
         seen.extend(ids(&batch.events));
     }
     assert_eq!(seen, appended);
+}
+
+pub(crate) async fn read_before_reads_backwards_newest_first(opener: impl Opener) {
+    let log = opener.open(KEEP_ALL).await;
+    assert!(log.read_before(None, 10).await.unwrap().is_empty());
+    let mut appended = Vec::new();
+    for i in 0..10 {
+        appended.push(append(&*log, event(["a", "b"][i % 2], "x")).await);
+    }
+    let read = |before, limit| {
+        let log = Arc::clone(&log);
+        async move {
+            ids(&within("read_before", log.read_before(before, limit))
+                .await
+                .unwrap())
+        }
+    };
+    let newest_first: Vec<EventId> = appended.iter().rev().copied().collect();
+    assert_eq!(
+        read(None, 100).await,
+        newest_first,
+        "None reads from the newest"
+    );
+    assert_eq!(read(None, 3).await, newest_first[..3]);
+    assert_eq!(read(Some(appended[5]), 2).await, [appended[4], appended[3]]);
+    assert_eq!(read(Some(appended[0]), 100).await, [], "before the oldest");
+    assert_eq!(read(Some(EventId::new(0, 0)), 100).await, []);
+    assert_eq!(read(None, 0).await, [], "limit 0");
+    let future = EventId::new(u64::MAX, u64::MAX);
+    assert_eq!(read(Some(future), 100).await, newest_first);
+    // Paging on with the oldest id of each batch reads everything once.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let batch = read(before, 4).await;
+        let Some(&oldest) = batch.last() else { break };
+        before = Some(oldest);
+        seen.extend(batch);
+    }
+    assert_eq!(seen, newest_first);
+}
+
+pub(crate) async fn read_before_hides_what_retention_removed(opener: impl Opener) {
+    let log = opener
+        .open(Retention {
+            max_events: Some(3),
+            max_age: None,
+        })
+        .await;
+    let mut appended = Vec::new();
+    for i in 0..6 {
+        appended.push(append(&*log, event("t", &i.to_string())).await);
+    }
+    let read = within("read_before", log.read_before(None, 100))
+        .await
+        .unwrap();
+    assert_eq!(ids(&read), [appended[5], appended[4], appended[3]]);
 }
 
 pub(crate) async fn idempotency_key_answers_the_first_id(opener: impl Opener) {
