@@ -682,16 +682,27 @@ fn tls_problem(error: &reqwest::Error, scheme: &str) -> Option<TlsProblem> {
                 _ => {}
             }
         }
+        // Bytes that do not even start like an HTTP status line (a TLS alert, an SSH banner):
+        // not an HTTP server, which retrying will not change. A status line or head that is
+        // merely malformed (a bad code, a head too large) is an HTTP server's passing fault,
+        // and is retried like any failed connection.
         if scheme == "http"
             && current
                 .downcast_ref::<hyper::Error>()
-                .is_some_and(hyper::Error::is_parse)
+                .is_some_and(|e| e.is_parse() && !e.is_parse_status() && !is_head_too_large(e))
         {
             return Some(TlsProblem::PlainToTls);
         }
         cause = current.source();
     }
     None
+}
+
+/// Whether hyper refused a response head for its size. hyper's own predicate for this
+/// (`is_parse_too_large`) exists only with its `server` feature, which the client does not build,
+/// so its message (stable across hyper 1.x) is read instead.
+fn is_head_too_large(e: &hyper::Error) -> bool {
+    e.to_string().contains("too large")
 }
 
 /// The rustls error inside `error`: itself, inside an `io::Error` (whose `source()` skips its

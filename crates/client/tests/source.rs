@@ -390,7 +390,6 @@ async fn a_refused_connection_is_retried_then_given_up_with_max_retries() {
 async fn malformed_http_is_a_connection_failure_and_is_retried() {
     let sse_head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n";
     let server = ScriptedServer::start([
-        Response::raw().chunk("SSH-2.0-OpenSSH_9.6\r\n"), // not HTTP at all
         Response::raw().chunk("HTTP/1.1 2000 Huge\r\n\r\n"),
         Response::sse().header("X-Big", "v".repeat(1024 * 1024)), // a head over hyper's limit
         // A broken chunked body after a good event: the stream breaks, and is reconnected.
@@ -404,16 +403,31 @@ async fn malformed_http_is_a_connection_failure_and_is_retried() {
     ])
     .await;
     let items = run(source(&server).build().unwrap()).await;
-    assert_eq!(items.len(), 8, "{items:?}");
+    assert_eq!(items.len(), 7, "{items:?}");
     assert!(
-        items[..3]
+        items[..2]
             .iter()
             .all(|i| i.starts_with("error connection failed")),
         "{items:?}"
     );
-    assert_eq!(items[3..5], ["open", "message|a|"]);
-    assert!(items[5].starts_with("error the stream broke"), "{items:?}");
-    assert_eq!(items[6..], ["open", "message|b|"]);
+    assert_eq!(items[2..4], ["open", "message|a|"]);
+    assert!(items[4].starts_with("error the stream broke"), "{items:?}");
+    assert_eq!(items[5..], ["open", "message|b|"]);
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_http_at_all_is_fatal_with_the_tls_hint() {
+    // What a TLS port (or any non-HTTP service) answers to plain HTTP: retrying cannot help.
+    let server = ScriptedServer::start([
+        Response::raw().chunk("SSH-2.0-OpenSSH_9.6\r\n"),
+        Response::sse().chunk("data: never\n\n"),
+    ])
+    .await;
+    let items = run(source(&server).build().unwrap()).await;
+    assert_eq!(
+        items,
+        ["FATAL the server did not answer in HTTP (a TLS port? then use an https:// URL)"]
+    );
 }
 
 #[tokio::test]
