@@ -24,18 +24,48 @@ use hub_support::{Hub, TIMEOUT};
 
 /// The commands not run, by how they start, each with the reason.
 const SKIP: &[(&str, &str)] = &[
-    ("scripts/test", "runs every suite, this one included (8 minutes)"),
+    (
+        "scripts/test",
+        "runs every suite, this one included (8 minutes)",
+    ),
     ("cargo install", "installs into the user's ~/.cargo/bin"),
-    ("cargo build --release", "a release build (minutes); the test runs the binary under test"),
+    (
+        "cargo build --release",
+        "a release build (minutes); the test runs the binary under test",
+    ),
     ("cargo bench", "a benchmark of several minutes"),
-    ("bench/", "benchmark scripts of minutes, with nchan, Node or Redis"),
-    ("RATE=20 bench/", "a benchmark script of minutes, with Redis"),
-    ("HUBS=2 SUBS=2000 RATE=5 SECS=3 bench/", "starts Redis and several hubs"),
-    ("herald serve --store memory &", "the hub of the benchmark guide; the test starts its own"),
-    ("herald bench", "thousands of connections for 10 s; bench.rs runs it with small numbers"),
-    ("herald serve --store redis", "needs a Redis server (hub_redis.rs starts one)"),
-    ("herald serve --addr 127.0.0.1:0 --store redis", "needs a Redis server and a PORT"),
-    ("herald subscribe --fallback-url", "hub-a/b/c are placeholder hosts"),
+    (
+        "bench/",
+        "benchmark scripts of minutes, with nchan, Node or Redis",
+    ),
+    (
+        "RATE=20 bench/",
+        "a benchmark script of minutes, with Redis",
+    ),
+    (
+        "HUBS=2 SUBS=2000 RATE=5 SECS=3 bench/",
+        "starts Redis and several hubs",
+    ),
+    (
+        "herald serve --store memory &",
+        "the hub of the benchmark guide; the test starts its own",
+    ),
+    (
+        "herald bench",
+        "thousands of connections for 10 s; bench.rs runs it with small numbers",
+    ),
+    (
+        "herald serve --store redis",
+        "needs a Redis server (hub_redis.rs starts one)",
+    ),
+    (
+        "herald serve --addr 127.0.0.1:0 --store redis",
+        "needs a Redis server and a PORT",
+    ),
+    (
+        "herald subscribe --fallback-url",
+        "hub-a/b/c are placeholder hosts",
+    ),
 ];
 
 /// A secret for the commands that read `HERALD_JWT_SECRET` (the docs export their own too).
@@ -174,13 +204,19 @@ impl Runner {
         let _ = child.kill();
         let status = child.wait().unwrap();
         let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         assert!(
             opened && still_running,
             "`{line}` did not keep a stream open ({status}):\n{err}"
         );
         // The hub counts the stream as gone before the next command looks.
-        self.hub.wait_metric("herald_subscriptions", |n| n <= before);
+        self.hub
+            .wait_metric("herald_subscriptions", |n| n <= before);
     }
 }
 
@@ -259,7 +295,10 @@ fn every_command_line_in_the_readme_and_docs_runs_as_written() {
         }
     }
     eprintln!("skipped:\n{}", skipped.join("\n"));
-    assert!(ran > 25, "the docs' command lines were not found ({ran} ran)");
+    assert!(
+        ran > 25,
+        "the docs' command lines were not found ({ran} ran)"
+    );
 }
 
 #[test]
@@ -273,7 +312,10 @@ fn shown_output_and_shapes_are_read_from_the_comments_after_a_command() {
         .collect();
     assert_eq!(lines, [(2, "curl -X POST u    -d x"), (7, "curl v")]);
     assert_eq!(shown_after(text, 2), ["{\"id\":\"1-0\"}"]);
-    assert_eq!(shape("{\"id\":\"1763840000871-0\"}"), shape("{\"id\":\"1-0\"}"));
+    assert_eq!(
+        shape("{\"id\":\"1763840000871-0\"}"),
+        shape("{\"id\":\"1-0\"}")
+    );
     assert_eq!(
         with_free_port("herald serve --addr 0.0.0.0:3443 --x"),
         "herald serve --addr 127.0.0.1:0 --x"
@@ -287,7 +329,9 @@ fn shown_output_and_shapes_are_read_from_the_comments_after_a_command() {
 /// The lines of the plain ```` ``` ```` block that follows `after` (a line of `text`).
 fn block_after(text: &str, after: &str) -> Vec<String> {
     let mut lines = text.lines().skip_while(|l| !l.contains(after));
-    lines.find(|l| l.trim() == "```").expect("no block after the command");
+    lines
+        .find(|l| l.trim() == "```")
+        .expect("no block after the command");
     lines
         .take_while(|l| l.trim() != "```")
         .map(str::to_owned)
@@ -316,7 +360,9 @@ fn sample_stream_in_http_api_md_has_the_lines_the_hub_sends() {
     .unwrap();
     let mut got = Vec::new();
     hub_support::read_until(&mut stream, &mut got, "event: time");
-    hub.publish_json(r#"{"topic":"chat/demo","event":"chat","data":{"name":"ann","text":"hello"}}"#);
+    hub.publish_json(
+        r#"{"topic":"chat/demo","event":"chat","data":{"name":"ann","text":"hello"}}"#,
+    );
     hub_support::read_until(&mut stream, &mut got, "event: chat");
     let at = got.windows(11).position(|w| w == b"event: chat").unwrap();
     let mut buf = [0u8; 4096];
@@ -331,7 +377,10 @@ fn sample_stream_in_http_api_md_has_the_lines_the_hub_sends() {
     let lines: Vec<&str> = body.split('\n').collect();
     // An event: the `id:` line before `event: {kind}` to the blank line after it.
     let event = |kind: &str| -> Vec<&str> {
-        let at = lines.iter().position(|l| *l == format!("event: {kind}")).unwrap();
+        let at = lines
+            .iter()
+            .position(|l| *l == format!("event: {kind}"))
+            .unwrap();
         let end = at + lines[at..].iter().position(|l| l.is_empty()).unwrap();
         lines[at - 1..=end].to_vec()
     };
@@ -342,4 +391,68 @@ fn sample_stream_in_http_api_md_has_the_lines_the_hub_sends() {
     let want: Vec<String> = want.into_iter().map(shape).collect();
     let doc: Vec<String> = doc.iter().map(|l| shape(l)).collect();
     assert_eq!(doc, want, "the hub sent:\n{body}");
+}
+
+/// Issue 18: the README's token (`--subscribe '*'`) covered only one-segment topics, so the
+/// README's own `chat/...` events never reached its holder. The README's token command, run as
+/// written, must give a token that may subscribe to and publish on every topic the README
+/// publishes to.
+#[test]
+fn readme_token_covers_the_topics_the_readme_publishes_to() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let commands: Vec<String> = shell_blocks(&text)
+        .into_iter()
+        .flatten()
+        .map(|c| c.text.replace("cargo run --release --", "herald"))
+        .collect();
+    let token_line = commands
+        .iter()
+        .find(|c| c.starts_with("herald token"))
+        .expect("the README has a token command");
+    let topics: Vec<String> = commands
+        .iter()
+        .filter_map(|c| {
+            let at = c
+                .find("--topic ")
+                .map(|i| i + "--topic ".len())
+                .or_else(|| c.find(r#""topic":""#).map(|i| i + r#""topic":""#.len()))?;
+            Some(c[at..].split(['"', ' ']).next().unwrap().to_owned())
+        })
+        .collect();
+    assert!(!topics.is_empty(), "no publish found in the README");
+
+    let runner = Runner::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = runner.bash(token_line, dir.path()).output().unwrap();
+    assert!(out.status.success(), "`{token_line}`: {out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let hub = Hub::start_with_env(
+        &["--store", "memory"],
+        &[("HERALD_JWT_SECRET", TEST_SECRET)],
+    );
+    let bearer = format!("Bearer {token}");
+    for topic in &topics {
+        let mut sub = hub_support::Sub::open_with(
+            hub.addr,
+            &format!("topic={topic}"),
+            None,
+            &[("Authorization", &bearer)],
+        );
+        assert_eq!(sub.status(), 200, "the README's token may not read {topic}");
+        let (status, body) = hub.request(
+            "POST",
+            "/publish",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &bearer),
+            ],
+            &format!(r#"{{"topic":"{topic}","data":"hi","private":true}}"#).as_bytes(),
+        );
+        assert_eq!(
+            status, 200,
+            "the README's token may not publish to {topic}: {body}"
+        );
+        assert_eq!(sub.take(1)[0].data, "hi", "{topic}");
+    }
 }
