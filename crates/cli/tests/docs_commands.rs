@@ -255,6 +255,8 @@ fn shape(line: &str) -> String {
 }
 
 /// The `# ...` comment lines right after a command in its block's text, as the output it shows.
+/// Comment lines that lead straight into the next command are that command's explanation, not
+/// output: shown output ends at a blank line or at the end of the block.
 fn shown_after(text: &str, line: usize) -> Vec<String> {
     let mut lines = text.lines().skip(line);
     // Past the command's own continuation lines.
@@ -262,8 +264,18 @@ fn shown_after(text: &str, line: usize) -> Vec<String> {
     while current.ends_with('\\') {
         current = lines.next().unwrap_or_default();
     }
-    lines
-        .map_while(|l| l.strip_prefix("# "))
+    let mut comments = Vec::new();
+    for l in lines {
+        if let Some(comment) = l.strip_prefix('#') {
+            comments.push(comment.strip_prefix(' ').unwrap_or(comment));
+        } else if l.trim().is_empty() || l.trim_start().starts_with("```") {
+            break;
+        } else {
+            return Vec::new();
+        }
+    }
+    comments
+        .into_iter()
         .filter(|l| !l.contains("...") && !l.trim().is_empty())
         .map(str::to_owned)
         .collect()
@@ -312,6 +324,11 @@ fn shown_output_and_shapes_are_read_from_the_comments_after_a_command() {
         .collect();
     assert_eq!(lines, [(2, "curl -X POST u    -d x"), (7, "curl v")]);
     assert_eq!(shown_after(text, 2), ["{\"id\":\"1-0\"}"]);
+    // A comment leading into the next command explains it; it is not output.
+    let text =
+        "```sh\nopenssl req x\n# a secret\nexport S=1\ncurl -i u\n# HTTP/1.1 400\n#\n# {}\n```\n";
+    assert_eq!(shown_after(text, 2), Vec::<String>::new());
+    assert_eq!(shown_after(text, 5), ["HTTP/1.1 400", "{}"]);
     assert_eq!(
         shape("{\"id\":\"1763840000871-0\"}"),
         shape("{\"id\":\"1-0\"}")
@@ -329,9 +346,12 @@ fn shown_output_and_shapes_are_read_from_the_comments_after_a_command() {
 /// The lines of the plain ```` ``` ```` block that follows `after` (a line of `text`).
 fn block_after(text: &str, after: &str) -> Vec<String> {
     let mut lines = text.lines().skip_while(|l| !l.contains(after));
-    lines
-        .find(|l| l.trim() == "```")
-        .expect("no block after the command");
+    // The end of the command's own block, then the start of the next.
+    for _ in 0..2 {
+        lines
+            .find(|l| l.trim_start().starts_with("```"))
+            .expect("no block after the command");
+    }
     lines
         .take_while(|l| l.trim() != "```")
         .map(str::to_owned)
@@ -366,7 +386,13 @@ fn sample_stream_in_http_api_md_has_the_lines_the_hub_sends() {
     hub_support::read_until(&mut stream, &mut got, "event: chat");
     let at = got.windows(11).position(|w| w == b"event: chat").unwrap();
     let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got[at..]).contains("\n:\n") {
+    // A heartbeat after the chat event and at least one byte after it, so a blank line after
+    // the heartbeat would be seen.
+    let heartbeat_and_more = |got: &[u8]| {
+        let after = String::from_utf8_lossy(&got[at..]).into_owned();
+        after.find("\n:\n").is_some_and(|i| after.len() > i + 3)
+    };
+    while !heartbeat_and_more(&got) {
         let n = stream.read(&mut buf).unwrap();
         assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
         got.extend_from_slice(&buf[..n]);
@@ -384,10 +410,21 @@ fn sample_stream_in_http_api_md_has_the_lines_the_hub_sends() {
         let end = at + lines[at..].iter().position(|l| l.is_empty()).unwrap();
         lines[at - 1..=end].to_vec()
     };
+    // The hub's lines in the sample's order, with any blank line the hub sends after `retry:` or
+    // after the heartbeat (it sends none; the old sample showed one).
     let mut want = vec![lines[0]];
+    if lines[1].is_empty() {
+        want.push("");
+    }
     want.extend(event("time"));
-    want.extend(event("chat"));
+    let chat = event("chat");
+    let after_chat = lines.iter().position(|l| *l == "event: chat").unwrap() + chat.len() - 1;
+    want.extend(chat);
+    let beat = after_chat + lines[after_chat..].iter().position(|l| *l == ":").unwrap();
     want.push(":");
+    if lines[beat + 1].is_empty() && beat + 2 < lines.len() {
+        want.push("");
+    }
     let want: Vec<String> = want.into_iter().map(shape).collect();
     let doc: Vec<String> = doc.iter().map(|l| shape(l)).collect();
     assert_eq!(doc, want, "the hub sent:\n{body}");
@@ -447,7 +484,7 @@ fn readme_token_covers_the_topics_the_readme_publishes_to() {
                 ("content-type", "application/json"),
                 ("authorization", &bearer),
             ],
-            &format!(r#"{{"topic":"{topic}","data":"hi","private":true}}"#).as_bytes(),
+            format!(r#"{{"topic":"{topic}","data":"hi","private":true}}"#).as_bytes(),
         );
         assert_eq!(
             status, 200,
