@@ -490,6 +490,22 @@ fn readme_token_covers_the_topics_the_readme_publishes_to() {
             status, 200,
             "the README's token may not publish to {topic}: {body}"
         );
-        assert_eq!(sub.take(1)[0].data, "hi", "{topic}");
+        // A public event after it: if the private one is not delivered, this one comes first
+        // (and the test fails at once instead of waiting through heartbeats).
+        let (status, body) = hub.request(
+            "POST",
+            "/publish",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &bearer),
+            ],
+            format!(r#"{{"topic":"{topic}","data":"after"}}"#).as_bytes(),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            sub.take(1)[0].data,
+            "hi",
+            "the README's token does not receive private events on {topic}"
+        );
     }
 }
