@@ -3,8 +3,10 @@
 //! (issue 13: docs/http-api.md documented `herald subscribe --token` before it existed).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod docs_support;
+use docs_support::{docs, logical_lines};
 
 /// The commands whose flags the docs use, as words after `herald`.
 const COMMANDS: &[&str] = &[
@@ -17,39 +19,10 @@ const COMMANDS: &[&str] = &[
     "bench",
 ];
 
-fn docs() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut files = vec![root.join("README.md")];
-    let mut md: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
-    md.sort();
-    files.extend(md);
-    files
-}
-
 /// The `--flag`s used after each `herald <command>` in `text`: a use runs to the end of its
 /// line (shell continuations `\` joined), code span, or shell command (`|`, `;`, `&&`, `#`).
 fn uses(text: &str) -> Vec<(String, String, usize)> {
-    // Logical lines (shell continuations joined), each with the number of its first line.
-    let mut logical: Vec<(usize, String)> = Vec::new();
-    let mut continued = false;
-    for (n, line) in text.lines().enumerate() {
-        let (body, continues) = match line.strip_suffix('\\') {
-            Some(body) => (body, true),
-            None => (line, false),
-        };
-        match logical.last_mut() {
-            Some((_, joined)) if continued => {
-                joined.push(' ');
-                joined.push_str(body);
-            }
-            _ => logical.push((n, body.to_owned())),
-        }
-        continued = continues;
-    }
+    let logical = logical_lines(text);
     let mut found = Vec::new();
     for (n, line) in &logical {
         let (n, line) = (*n, line.as_str());
