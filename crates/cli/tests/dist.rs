@@ -154,7 +154,8 @@ fn man_page_renders_with_its_sections_and_subcommands() {
 
 #[test]
 fn health_exits_zero_on_a_running_hub_and_one_when_nothing_answers() {
-    let hub = Hub::start(&[]);
+    // The memory store: the default embedded one would leave ./herald-data in the crate.
+    let hub = Hub::start(&["--store", "memory"]);
     let out = run(herald().arg("health").arg(format!("http://{}", hub.addr)));
     let body = String::from_utf8(out.stdout).unwrap();
     assert!(body.contains("\"status\""), "{body}");
