@@ -550,16 +550,30 @@ fn read(
         .map_err(storage)?
         .take(limit)
     {
-        let (k, v) = entry.map_err(storage)?;
-        let event_id = id(k.value());
-        let decoded = codec::decode(event_id, v.value())
-            .map_err(|e| LogError::Storage(format!("event {event_id}: {e}")))?;
-        batch.push(Arc::new(decoded.event));
+        batch.push(decode_entry(entry)?);
     }
     Ok(ReadBatch {
         events: batch,
         truncated,
     })
+}
+
+/// One entry of the events table, as a range over it yields it.
+type EventEntry<'a> = Result<
+    (
+        redb::AccessGuard<'a, (u64, u64)>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
+/// One entry of the events table as the event it stores.
+fn decode_entry(entry: EventEntry<'_>) -> Result<Arc<StoredEvent>, LogError> {
+    let (k, v) = entry.map_err(storage)?;
+    let event_id = id(k.value());
+    let decoded = codec::decode(event_id, v.value())
+        .map_err(|e| LogError::Storage(format!("event {event_id}: {e}")))?;
+    Ok(Arc::new(decoded.event))
 }
 
 /// One read transaction: up to `limit` events before `before` (all when `None`) that are not
@@ -588,11 +602,7 @@ fn read_back(
         .rev()
         .take(limit)
     {
-        let (k, v) = entry.map_err(storage)?;
-        let event_id = id(k.value());
-        let decoded = codec::decode(event_id, v.value())
-            .map_err(|e| LogError::Storage(format!("event {event_id}: {e}")))?;
-        batch.push(Arc::new(decoded.event));
+        batch.push(decode_entry(entry)?);
     }
     Ok(batch)
 }
