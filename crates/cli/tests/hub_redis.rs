@@ -134,16 +134,7 @@ fn a_redis_restart_is_ridden_out() {
     assert!(String::from_utf8_lossy(&sub.raw[seen..]).starts_with(':'));
 
     redis.restart();
-    let deadline = Instant::now() + TIMEOUT;
-    let after = loop {
-        let (status, body) = a.publish_json(r#"{"topic":"t","data":"after"}"#);
-        if status == 200 {
-            break id_of(&body);
-        }
-        assert_eq!(status, 503, "{body}");
-        assert!(Instant::now() < deadline, "redis did not come back: {body}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let after = publish_until_stored(&a, r#"{"topic":"t","data":"after"}"#, 503);
     let next = sub.next().expect("the event after the restart");
     assert_eq!(
         (next.last_event_id.as_str(), next.data.as_str()),
@@ -216,6 +207,21 @@ fn healthz_fails_while_redis_is_down_and_recovers_after() {
 
     redis.restart();
     assert_eq!(wait_health(&a, 200)["status"], "ok");
+}
+
+/// Publishes `json` until Redis is back and it is stored (its id); meanwhile every answer must be
+/// `refused` (what the test says an outage answers), and Redis must come back within TIMEOUT.
+fn publish_until_stored(hub: &Hub, json: &str, refused: u16) -> String {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (status, body) = hub.publish_json(json);
+        if status == 200 {
+            return id_of(&body);
+        }
+        assert_eq!(status, refused, "{body}");
+        assert!(Instant::now() < deadline, "redis did not come back: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// An id as a comparable pair.
@@ -359,15 +365,7 @@ fn a_publish_past_its_deadline_is_504_and_never_stored_late() {
     // A 504 promises that the event, if stored at all, was stored before the answer: after the
     // pause nothing of "late" may appear (its copies were dropped with their connections, or run
     // past the deadline and were refused). The marker goes through once Redis is back.
-    let deadline = Instant::now() + TIMEOUT;
-    let marker = loop {
-        let (status, body) = a.publish_json(r#"{"topic":"t","data":"marker"}"#);
-        if status == 200 {
-            break id_of(&body);
-        }
-        assert_eq!(status, 504, "{body}");
-        assert!(Instant::now() < deadline, "redis did not come back: {body}");
-    };
+    let marker = publish_until_stored(&a, r#"{"topic":"t","data":"marker"}"#, 504);
     let next = sub.next().expect("the marker");
     assert_eq!(
         (next.last_event_id.as_str(), next.data.as_str()),
